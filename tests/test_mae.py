@@ -1,0 +1,137 @@
+"""VideoMAE: position table, patchify, loss, shapes, errors, and a tiny overfit."""
+
+import math
+
+import pytest
+import torch
+
+from tats_env.config import get_preset
+from tats_env.mae import VideoMAE, sincos_position_table, tube_mask
+from tats_env.mae.model import check_mask
+
+
+@pytest.fixture
+def tiny_cfg():
+    return get_preset("tiny", num_frames=4, image_size=32, embed_dim=64, depth=2, num_heads=2,
+                      decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+
+
+def test_sincos_table_known_values():
+    table = sincos_position_table(4, 6)
+    assert table.shape == (1, 4, 6)
+    pos = 3
+    for j in range(6):
+        angle = pos / 10000 ** (2 * (j // 2) / 6)
+        expected = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+        assert table[0, pos, j].item() == pytest.approx(expected, abs=1e-6)
+    # position 0: sin = 0 on even channels, cos = 1 on odd channels (interleaved, not concatenated)
+    assert torch.equal(table[0, 0], torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]))
+
+
+def test_patchify_roundtrip_and_token_order(tiny_cfg):
+    model = VideoMAE(tiny_cfg)
+    spec = tiny_cfg.video
+    videos = torch.randn(2, 3, spec.num_frames, spec.image_size, spec.image_size)
+    patches = model.patchify(videos)
+    assert patches.shape == (2, spec.num_tokens, spec.tubelet_size * spec.patch_size**2, 3)
+    assert torch.equal(VideoMAE.unpatchify(patches, spec), videos)
+    # token 1 is the second spatial patch of the first tubelet, matching the Conv3d flatten order
+    p = spec.patch_size
+    assert torch.equal(patches[0, 1, 0], videos[0, :, 0, 0, p])
+
+
+def test_forward_shapes_and_per_token_loss(tiny_cfg):
+    model = VideoMAE(tiny_cfg)
+    spec = tiny_cfg.video
+    videos = torch.randn(3, 3, spec.num_frames, spec.image_size, spec.image_size)
+    mask = tube_mask(videos, spec, 0.75)
+    k = spec.num_masked(0.75)
+    out = model(videos, mask)
+    assert out.pred.shape == (3, k, spec.patch_dim)
+    assert out.per_token_loss.shape == (3, spec.num_tokens)
+    assert torch.all(out.per_token_loss[~mask] == 0)
+    assert torch.all(out.per_token_loss[mask] > 0)
+    assert out.loss.item() == pytest.approx(out.per_token_loss[mask].mean().item(), rel=1e-5)
+    assert torch.allclose(out.per_clip_loss, out.per_token_loss.sum(1) / k)
+
+
+def test_encoder_sees_only_visible_tokens(tiny_cfg):
+    model = VideoMAE(tiny_cfg)
+    spec = tiny_cfg.video
+    videos = torch.randn(2, 3, spec.num_frames, spec.image_size, spec.image_size)
+    mask = tube_mask(videos, spec, 0.5)
+    latent = model.forward_encoder(videos, mask)
+    assert latent.shape == (2, spec.num_tokens - spec.num_masked(0.5), tiny_cfg.embed_dim)
+    # changing pixels of masked tokens must not change the encoder output
+    noisy = videos + 5 * VideoMAE.unpatchify(mask[..., None, None].float().expand(
+        -1, -1, spec.tubelet_size * spec.patch_size**2, 3), spec) * torch.randn_like(videos)
+    assert torch.allclose(model.forward_encoder(noisy, mask), latent, atol=1e-5)
+
+
+def test_mask_validation_errors(tiny_cfg):
+    n = tiny_cfg.video.num_tokens
+    with pytest.raises(ValueError, match="bool tensor of shape"):
+        check_mask(torch.zeros(2, n), 2, n)
+    ragged = torch.zeros(2, n, dtype=torch.bool)
+    ragged[0, :3] = True
+    ragged[1, :4] = True
+    with pytest.raises(ValueError, match="same number"):
+        check_mask(ragged, 2, n)
+    model = VideoMAE(tiny_cfg)
+    with pytest.raises(ValueError, match=r"\(B, 3, 4, 32, 32\)"):
+        model.embed_tokens(torch.zeros(1, 3, 5, 32, 32))
+
+
+def test_norm_pix_target_is_standardised(tiny_cfg):
+    model = VideoMAE(tiny_cfg)
+    spec = tiny_cfg.video
+    videos = torch.randn(1, 3, spec.num_frames, spec.image_size, spec.image_size)
+    target = model.reconstruction_target(videos).reshape(1, spec.num_tokens, -1, 3)
+    assert torch.allclose(target.mean(dim=2), torch.zeros(1, spec.num_tokens, 3), atol=1e-4)
+    assert torch.allclose(target.std(dim=2), torch.ones(1, spec.num_tokens, 3), atol=1e-3)
+
+
+def test_tiny_mae_overfits_fixed_batch(tiny_cfg):
+    torch.manual_seed(0)
+    model = VideoMAE(tiny_cfg)
+    spec = tiny_cfg.video
+    videos = torch.randn(4, 3, spec.num_frames, spec.image_size, spec.image_size)
+    mask = tube_mask(videos, spec, 0.5, generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    first = None
+    for _ in range(150):
+        loss = model(videos, mask).loss
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_activation_checkpointing_matches(tiny_cfg):
+    import dataclasses
+    torch.manual_seed(0)
+    plain = VideoMAE(tiny_cfg)
+    ckpt = VideoMAE(dataclasses.replace(tiny_cfg, use_checkpoint=True))
+    ckpt.load_state_dict(plain.state_dict())
+    spec = tiny_cfg.video
+    videos = torch.randn(2, 3, spec.num_frames, spec.image_size, spec.image_size)
+    mask = tube_mask(videos, spec, 0.5)
+    a, b = plain(videos, mask).loss, ckpt(videos, mask).loss
+    a.backward()
+    b.backward()
+    assert torch.allclose(a, b)
+    ga = plain.encoder.blocks[0].attn.qkv.weight.grad
+    gb = ckpt.encoder.blocks[0].attn.qkv.weight.grad
+    assert torch.allclose(ga, gb, atol=1e-6)
+
+
+def test_reconstruct_keeps_visible_pixels(tiny_cfg):
+    model = VideoMAE(tiny_cfg).eval()
+    spec = tiny_cfg.video
+    videos = torch.randn(1, 3, spec.num_frames, spec.image_size, spec.image_size).clamp(-1.5, 1.5)
+    mask = tube_mask(videos, spec, 0.5)
+    recon = model.reconstruct(videos, mask)
+    pixels = (videos * model.pixel_std + model.pixel_mean).clamp(0, 1)
+    visible = ~mask
+    assert torch.allclose(model.patchify(recon)[visible], model.patchify(pixels)[visible], atol=1e-6)
