@@ -1,6 +1,33 @@
-"""tats-env: token masking for masked video modelling, framed as a Gymnasium environment."""
+"""tats-env: token masking for masked video modelling, framed as a Gymnasium environment.
+
+``gym.make("TATS/VideoMasking-v0", data="synthetic", preset="tiny", mask_ratio=0.9)`` gives one
+clip per episode; :func:`make_vec_env` gives the batched SB3 ``VecEnv`` (one MAE update per
+step for all sub-envs).
+"""
+
+import gymnasium as _gym
 
 from tats_env.config import MAEConfig, PRESETS, VideoSpec, get_preset
+from tats_env.env import (
+    CoTrainingEngine,
+    EngineConfig,
+    EnvConfig,
+    KOfNMask,
+    RewardConfig,
+    TopKScoreAction,
+    VideoMaskingEnv,
+    VideoMaskingVecEnv,
+    make_vec_env,
+)
 
-__all__ = ["MAEConfig", "PRESETS", "VideoSpec", "get_preset"]
+ENV_ID = "TATS/VideoMasking-v0"
+
+if ENV_ID not in _gym.registry:
+    _gym.register(id=ENV_ID, entry_point="tats_env.env.masking_env:VideoMaskingEnv", nondeterministic=True)
+
+__all__ = [
+    "ENV_ID", "MAEConfig", "PRESETS", "VideoSpec", "get_preset", "CoTrainingEngine", "EngineConfig",
+    "EnvConfig", "KOfNMask", "RewardConfig", "TopKScoreAction", "VideoMaskingEnv", "VideoMaskingVecEnv",
+    "make_vec_env",
+]
 __version__ = "0.1.0"

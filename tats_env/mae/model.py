@@ -116,6 +116,10 @@ class VideoMAE(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(cfg.video.mean).view(1, -1, 1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.video.std).view(1, -1, 1, 1, 1), persistent=False)
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names timm's optimizer factory keeps out of weight decay (besides biases and norms)."""
+        return {"mask_token"}
+
     @property
     def spec(self) -> VideoSpec:
         """The clip shape this model was built for."""
@@ -134,9 +138,15 @@ class VideoMAE(nn.Module):
         x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # b, t', h', w', pt, p, p, c
         return x.reshape(b, (t // pt) * (h // p) * (w // p), pt * p * p, c)
 
-    def reconstruction_target(self, videos: Tensor) -> Tensor:
-        """VideoMAE's target ``(B, N, patch_dim)``: 0-1 pixels, normalised per patch and channel if configured."""
+    def reconstruction_target(self, videos: Tensor, mask: Tensor | None = None) -> Tensor:
+        """VideoMAE's target: 0-1 pixels, normalised per patch and channel if configured.
+
+        ``(B, N, patch_dim)`` for all tokens, or ``(B, K, patch_dim)`` for the masked tokens only
+        when ``mask`` is given (the statistics of visible patches are never needed for the loss).
+        """
         pixels = self.patchify(videos.float() * self.pixel_std + self.pixel_mean)
+        if mask is not None:
+            pixels = pixels[mask].reshape(pixels.shape[0], -1, *pixels.shape[2:])
         if self.cfg.norm_pix_loss:
             mean = pixels.mean(dim=-2, keepdim=True)
             std = pixels.var(dim=-2, unbiased=True, keepdim=True).sqrt()
@@ -160,9 +170,7 @@ class VideoMAE(nn.Module):
 
     def forward_loss(self, videos: Tensor, pred: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Masked-token MSE: ``(scalar loss, per-token loss (B, N) with 0 at visible tokens)``."""
-        target = self.reconstruction_target(videos)
-        b, k = pred.shape[:2]
-        target_masked = target[mask].reshape(b, k, -1)
+        target_masked = self.reconstruction_target(videos, mask)
         per_masked = (pred.float() - target_masked).pow(2).mean(dim=-1)
         per_token = torch.zeros(mask.shape, dtype=per_masked.dtype, device=mask.device)
         per_token = per_token.masked_scatter(mask, per_masked)

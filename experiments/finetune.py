@@ -1,0 +1,36 @@
+"""Fine-tune (or linearly probe) an exported encoder for action recognition; report top-1/top-5.
+
+    python experiments/finetune.py --encoder exports/native --epochs 30
+    python experiments/finetune.py --encoder exports/native --linear-probe --out runs/probe
+    python experiments/finetune.py --encoder exports/native --init random --out runs/scratch   # baseline
+    python experiments/finetune.py --config experiments/configs/finetune.yaml --lr 5e-4
+
+Every option of :class:`tats_env.finetune.FinetuneConfig` is a flag (``--help`` lists them);
+``--config FILE.yaml`` sets defaults that flags override. Writes metrics.json, confusion.png,
+TensorBoard events (tb/) and classifier.pt into ``--out``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tats_env.cli import parse_config
+from tats_env.finetune import FinetuneConfig, finetune
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Parse ``argv`` into a :class:`FinetuneConfig`, run it, print and return the metrics."""
+    cfg = parse_config(FinetuneConfig, argv)
+    metrics = finetune(cfg)
+    best = metrics["best"]
+    print(f"{metrics['num_val_videos']} val videos x {metrics['views'][0]}x{metrics['views'][1]} views: "
+          f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
+          f"(best top-1 {100 * best['top1']:.2f}% at epoch {best['epoch']})")
+    written = ["metrics.json", "confusion.png", "tb/"] + (["classifier.pt"] if cfg.save_classifier else [])
+    print(f"wrote {', '.join(written)} in {cfg.out}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Small, honest timing helpers shared by the benchmark scripts in ``experiments/``.
+
+Figures are measured side by side in one run: every candidate gets the same warm-up and the
+same number of timed steps. On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` after
+a reset; on the CPU (no allocator statistics) each candidate runs in a fresh spawned process
+and the peak is that process's resident-set high-water mark minus its size before the model
+was built.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass
+class StepStats:
+    """Throughput and memory of one benchmarked step function."""
+
+    name: str
+    clips_per_s: float
+    step_ms: float
+    peak_mem_mb: float
+    device: str
+    batch_size: int
+
+    def as_row(self) -> dict[str, Any]:
+        """Plain dictionary for CSV/Markdown output."""
+        return asdict(self)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels on ``device`` (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_mb() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def measure(
+    name: str,
+    build: Callable[[], Callable[[], Any]],
+    device: torch.device,
+    batch_size: int,
+    steps: int = 10,
+    warmup: int = 3,
+) -> StepStats:
+    """Build a step function with ``build()``, warm it up, then time ``steps`` calls.
+
+    ``build`` runs inside the measurement so model and optimizer memory count towards the peak.
+    """
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    else:
+        base = _rss_mb()
+    step = build()
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    elapsed = (time.perf_counter() - start) / steps
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 1024**2
+    else:
+        peak = _rss_mb() - base
+    return StepStats(name, batch_size / elapsed, elapsed * 1000, peak, str(device), batch_size)
+
+
+def _child(queue: "mp.Queue[Any]", fn: Callable[..., StepStats], args: tuple[Any, ...]) -> None:
+    try:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        queue.put(("ok", fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 - report any failure to the parent
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def run_isolated(fn: Callable[..., StepStats], *args: Any) -> StepStats:
+    """Run ``fn(*args)`` in a fresh spawned process and return its :class:`StepStats`.
+
+    Used on the CPU so that each candidate's resident-memory peak is its own.
+    ``fn`` must be importable (a module-level function).
+    """
+    ctx = mp.get_context("spawn")
+    queue: "mp.Queue[Any]" = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, fn, args))
+    proc.start()
+    status, payload = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark {fn.__name__} failed in its subprocess: {payload}")
+    return payload
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Render ``rows`` as a GitHub Markdown table with the given column order."""
+    def fmt(value: Any) -> str:
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def autocast_context(device: torch.device, enabled: bool = True) -> torch.autocast:
+    """bf16 autocast on CUDA; a disabled context elsewhere (CPU bf16 is slower on most CPUs)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")

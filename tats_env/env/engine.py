@@ -1,0 +1,164 @@
+"""The co-training engine: the environment's video MAE, its optimizer and its schedule.
+
+The engine is the reward model of the masking environment. ``observe`` turns clips into the
+observation (the MAE's tubelet embedding, detached); ``update`` reconstructs the masked tokens,
+takes one optimizer step and returns per-clip and per-token errors. It holds no global state:
+a caller may wrap :attr:`CoTrainingEngine.train_module` in ``DistributedDataParallel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from torch import Tensor, nn
+
+from tats_env.benchmarking import autocast_context
+from tats_env.config import MAEConfig
+from tats_env.mae import VideoMAE
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Optimisation of the environment's MAE (VideoMAE's recipe by default)."""
+
+    blr: float = 1.5e-4
+    """Base learning rate per 256 clips; the actual lr is ``blr * batch / 256`` unless ``lr`` is set."""
+    lr: float | None = None
+    """Absolute learning rate (overrides ``blr`` scaling)."""
+    min_lr: float = 1e-5
+    """Floor of the cosine schedule (scaled like ``blr`` when ``lr`` is None)."""
+    warmup_updates: int = 40
+    """Linear warm-up length in optimizer steps."""
+    total_updates: int | None = None
+    """Cosine schedule length in optimizer steps; None keeps the lr constant after warm-up."""
+    weight_decay: float = 0.05
+    """AdamW weight decay (not applied to biases, norms and the mask token)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    grad_clip: float | None = None
+    """Clip the gradient norm to this value; None disables clipping."""
+    amp: bool = True
+    """bf16 autocast on CUDA (ignored on the CPU)."""
+
+    def learning_rates(self, batch_size: int) -> tuple[float, float]:
+        """``(peak lr, min lr)`` for a global batch of ``batch_size`` clips."""
+        if self.lr is not None:
+            return self.lr, min(self.min_lr, self.lr)
+        scale = batch_size / 256
+        return self.blr * scale, self.min_lr * scale
+
+
+@dataclass
+class UpdateResult:
+    """What one engine update returns (tensors stay on the engine's device)."""
+
+    loss: float
+    """Mean error over all masked tokens of the batch."""
+    per_clip_loss: Tensor
+    """``(B,)`` mean error of each clip's masked tokens."""
+    per_token_loss: Tensor
+    """``(B, N)`` error of every token, 0 at visible tokens."""
+    grad_norm: float | None
+    """Total gradient norm before clipping (None when no step was taken or clipping is off)."""
+    lr: float
+    """Learning rate used for this step."""
+
+
+class CoTrainingEngine:
+    """Owns a :class:`VideoMAE`, its AdamW and its warm-up + per-step cosine schedule."""
+
+    def __init__(
+        self,
+        mae_config: MAEConfig,
+        config: EngineConfig | None = None,
+        batch_size: int = 1,
+        device: str | torch.device = "cpu",
+        model: VideoMAE | None = None,
+    ) -> None:
+        self.mae_config = mae_config
+        self.config = config or EngineConfig()
+        self.device = torch.device(device)
+        self.model = (model or VideoMAE(mae_config)).to(self.device)
+        self.train_module: nn.Module = self.model
+        """The module ``update`` calls: the model itself, or a DDP wrapper of it set by the caller."""
+        lr, min_lr = self.config.learning_rates(batch_size)
+        self.optimizer = create_optimizer_v2(
+            self.model, opt="adamw", lr=lr, weight_decay=self.config.weight_decay, betas=self.config.betas
+        )
+        self.scheduler = CosineLRScheduler(
+            self.optimizer,
+            t_initial=self.config.total_updates or 10**12,
+            lr_min=min_lr,
+            warmup_t=self.config.warmup_updates,
+            warmup_lr_init=min(1e-6, lr),
+            t_in_epochs=False,
+        )
+        self.num_updates = 0
+        self.scheduler.step_update(0)
+
+    @property
+    def spec(self):  # noqa: ANN201 - VideoSpec, re-exported for convenience
+        """The clip shape of the engine's MAE."""
+        return self.mae_config.video
+
+    @torch.no_grad()
+    def observe(self, clips: Tensor) -> Tensor:
+        """Token embeddings ``(B, N, D)`` float32 of ``clips`` ``(B, C, T, H, W)``, detached."""
+        with autocast_context(self.device, self.config.amp):
+            tokens = self.model.embed_tokens(clips.to(self.device, non_blocking=True))
+        return tokens.float()
+
+    def update(self, clips: Tensor, mask: Tensor, update: bool = True) -> UpdateResult:
+        """Reconstruct the masked tokens; with ``update=True`` also take one optimizer step.
+
+        ``update=False`` evaluates in ``eval`` mode under ``no_grad`` and changes nothing.
+        """
+        clips = clips.to(self.device, non_blocking=True)
+        mask = mask.to(self.device, non_blocking=True)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        if not update:
+            was_training = self.model.training
+            self.model.eval()
+            with torch.no_grad(), autocast_context(self.device, self.config.amp):
+                out = self.model(clips, mask)
+            self.model.train(was_training)
+            return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), None, lr)
+
+        self.train_module.train()
+        with autocast_context(self.device, self.config.amp):
+            out = self.train_module(clips, mask)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        grad_norm = None
+        if self.config.grad_clip is not None:
+            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
+        self.optimizer.step()
+        self.num_updates += 1
+        self.scheduler.step_update(self.num_updates)
+        return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), grad_norm, lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: model, optimizer, schedule, update counter, configs."""
+        return {
+            "mae_config": self.mae_config.to_dict(),
+            "engine_config": asdict(self.config),
+            "mae_state": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; a different MAE config raises ``ValueError`` naming both."""
+        saved = MAEConfig.from_dict(state["mae_config"])
+        if saved != self.mae_config:
+            raise ValueError(f"checkpoint MAE config {saved} does not match this engine's {self.mae_config}")
+        self.model.load_state_dict(state["mae_state"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.num_updates = int(state["num_updates"])
+        self.scheduler.step_update(self.num_updates)

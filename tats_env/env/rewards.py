@@ -1,0 +1,59 @@
+"""Rewards from the MAE's per-token reconstruction error of the masked tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+RewardMode = Literal["adversarial", "cooperative"]
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """How the per-token error of the masked tokens becomes one reward per clip."""
+
+    mode: RewardMode = "adversarial"
+    """``adversarial``: +error, the sampler hunts tokens the MAE finds hard (AdaMAE/TATS);
+    ``cooperative``: -error, the sampler hides tokens that are easy to reconstruct."""
+    normalize: bool = False
+    """Standardise rewards with running mean and variance (the MAE's loss drifts as it learns)."""
+    clip: float = 10.0
+    """Clip normalised rewards to ``[-clip, clip]``."""
+
+
+class RewardFunction:
+    """Maps ``(per_token_loss, mask)`` to a float32 reward per clip; keeps running statistics."""
+
+    def __init__(self, config: RewardConfig | None = None) -> None:
+        self.config = config or RewardConfig()
+        if self.config.mode not in ("adversarial", "cooperative"):
+            raise ValueError(f"unknown reward mode {self.config.mode!r}; choose 'adversarial' or 'cooperative'")
+        self.stats = RunningMeanStd(shape=())
+
+    @staticmethod
+    def masked_error(per_token_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean error of each clip's masked tokens ``(B,)``."""
+        return (per_token_loss * mask).sum(dim=1) / mask.sum(dim=1)
+
+    def __call__(self, per_token_loss: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        """Rewards ``(B,)`` float32 for one batch (updates the running statistics if normalising)."""
+        error = self.masked_error(per_token_loss.float(), mask).detach().cpu().numpy().astype(np.float64)
+        reward = error if self.config.mode == "adversarial" else -error
+        if self.config.normalize:
+            self.stats.update(reward)
+            reward = np.clip((reward - self.stats.mean) / np.sqrt(self.stats.var + 1e-8), -self.config.clip, self.config.clip)
+        return reward.astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Running statistics, for checkpoints."""
+        return {"mean": float(self.stats.mean), "var": float(self.stats.var), "count": float(self.stats.count)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.stats.mean = np.float64(state["mean"])
+        self.stats.var = np.float64(state["var"])
+        self.stats.count = float(state["count"])

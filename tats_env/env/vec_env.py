@@ -1,0 +1,137 @@
+"""The batched masking environment as a stable-baselines3 ``VecEnv``.
+
+One ``step`` = ONE batched MAE forward/backward for all sub-envs on the chosen device.
+SB3 conventions: every episode lasts one step, so every ``done`` is True and the env
+auto-resets (draws the next B clips) inside ``step_wait``; ``infos[i]["terminal_observation"]``
+is the observation the finished episode's action was taken on (a one-step episode has no
+later state; SB3 only reads it to bootstrap truncated episodes, and ours never truncate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from tats_env.config import MAEConfig
+from tats_env.data import VideoClipDataset
+from tats_env.env.core import EnvConfig, MaskingCore
+from tats_env.env.engine import CoTrainingEngine
+
+
+class VideoMaskingVecEnv(VecEnv):
+    """B masking episodes per step, backed by one :class:`~tats_env.env.core.MaskingCore`."""
+
+    render_mode = None
+
+    def __init__(
+        self,
+        num_envs: int,
+        config: EnvConfig | None = None,
+        device: str | torch.device = "cpu",
+        mae_config: MAEConfig | None = None,
+        dataset: VideoClipDataset | None = None,
+        engine: CoTrainingEngine | None = None,
+    ) -> None:
+        self.core = MaskingCore(num_envs, config, device, mae_config, dataset, engine)
+        super().__init__(num_envs, self.core.observation_space, self.core.action_space)
+        self._actions: np.ndarray | torch.Tensor | None = None
+        self._obs: np.ndarray | None = None
+
+    @property
+    def engine(self) -> CoTrainingEngine:
+        """The co-trained MAE and its optimizer."""
+        return self.core.engine
+
+    def reset(self) -> np.ndarray:
+        """Draw B clips (reseeding first if :meth:`seed` was called); observations ``(B, N, D)``."""
+        if self._seeds[0] is not None:
+            self.core.seed(int(self._seeds[0]))
+        self._reset_seeds()
+        self._reset_options()
+        self._obs = self.core.reset()
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return self._obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Store the B masks ``(B, N)`` (1 = masked) for :meth:`step_wait`."""
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Score the stored masks, update the MAE once, auto-reset; returns SB3's 4-tuple."""
+        if self._actions is None or self._obs is None:
+            raise RuntimeError("call reset() and step_async() before step_wait()")
+        rewards, infos = self.core.step(self._actions)
+        self._actions = None
+        for i, info in enumerate(infos):
+            info["terminal_observation"] = self._obs[i].copy()
+            info["TimeLimit.truncated"] = False
+        self._obs = self.core.reset()
+        dones = np.ones(self.num_envs, dtype=bool)
+        return self._obs.copy(), rewards, dones, infos
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Seed the clip stream at the next :meth:`reset` (SB3 semantics: env i gets ``seed + i``)."""
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        self._seeds = [seed + i for i in range(self.num_envs)]
+        return self._seeds
+
+    def close(self) -> None:
+        """Release data workers."""
+        self.core.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """Attributes of the (shared) env, one entry per selected sub-env."""
+        return [getattr(self, attr_name) for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the shared env (sub-envs are one object)."""
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+        """Call a method of the shared env once per selected sub-env index."""
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        """Sub-envs are not gymnasium envs, so never wrapped."""
+        return [False for _ in self._indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        """No rendering: visualisations are written by :mod:`tats_env.visualize`."""
+        return [None for _ in range(self.num_envs)]
+
+    def _indices(self, indices: VecEnvIndices) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
+
+
+def make_vec_env(
+    data: str = "synthetic",
+    preset: str = "tiny",
+    mask_ratio: float = 0.9,
+    num_envs: int = 8,
+    device: str | torch.device = "cpu",
+    mae_config: MAEConfig | None = None,
+    dataset: VideoClipDataset | None = None,
+    engine: CoTrainingEngine | None = None,
+    **config: Any,
+) -> VideoMaskingVecEnv:
+    """The batched masking env: ``num_envs`` clips per step, one MAE update per step on ``device``.
+
+    Remaining keyword arguments are :class:`~tats_env.env.core.EnvConfig` fields
+    (``reward``, ``engine``, ``invalid_action``, ``obs_dtype``, ``num_workers``, ``seed``, ...).
+    """
+    fields = {f.name for f in dataclasses.fields(EnvConfig)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise TypeError(f"unknown env options {unknown}; known: {sorted(fields)}")
+    env_config = EnvConfig(data=str(data), preset=preset, mask_ratio=mask_ratio, **config)
+    return VideoMaskingVecEnv(num_envs, env_config, device, mae_config, dataset, engine)

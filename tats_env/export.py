@@ -1,0 +1,389 @@
+"""Encoder export in three formats, and loading an export back as a token-feature encoder.
+
+* ``native``: ``config.json`` (format version + :meth:`MAEConfig.to_dict`) and ``model.safetensors``
+  with our names (``encoder.*``; the pre-training head only with ``include_decoder=True``).
+* ``videomae``: ``checkpoint.pth`` = ``{"model": state_dict}`` with the original VideoMAE
+  pre-training names (what VideoMAE / AdaMAE ``run_class_finetuning.py`` loads after stripping
+  ``encoder.``) and ``config.json`` with the matching VideoMAE arguments.
+* ``hf``: a ``transformers`` VideoMAE directory (``config.json``, ``model.safetensors``,
+  ``preprocessor_config.json`` with the training mean/std).
+
+The features. Our pre-training encoder ends in a LayerNorm (``encoder.norm``) that feeds the
+decoder. The VideoMAE fine-tuning recipe drops it (mean pooling, then a fresh ``fc_norm``) and so
+does ``transformers`` with ``use_mean_pooling=True`` (``VideoMAEModel`` has no final LayerNorm,
+the classifier owns ``fc_norm``). Therefore :func:`load_encoder` returns, by default, the output
+of the last transformer block *before* ``encoder.norm``: exactly HF's ``last_hidden_state`` /
+``hidden_states[-1]``. ``final_norm=True`` gives the pre-training encoder output instead. The
+encoder-only ``hf`` export leaves ``encoder.norm`` out; with ``include_decoder=True`` it writes a
+``VideoMAEForPreTraining`` directory with ``use_mean_pooling=False`` and ``encoder.norm`` as
+``videomae.layernorm`` (the layout of the released ``MCG-NJU/videomae-*`` pre-trained weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from tats_env.config import MAEConfig
+from tats_env.mae.layers import run_blocks
+from tats_env.mae.model import VideoEncoder, VideoMAE
+
+__all__ = [
+    "FORMATS", "FORMAT_VERSION", "FeatureEncoder", "KeyRow", "check_state_dict", "export_encoder",
+    "key_table", "load_encoder",
+]
+
+ExportFormat = Literal["native", "videomae", "hf"]
+FORMATS: tuple[str, ...] = ("native", "videomae", "hf")
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+VIDEOMAE_FILE = "checkpoint.pth"
+PREPROCESSOR_FILE = "preprocessor_config.json"
+
+_QKV = ("attention.attention.query.weight", "attention.attention.key.weight", "attention.attention.value.weight")
+# One transformer block: (our suffix, original VideoMAE suffix, HF suffixes, shape from (width, mlp width)).
+# Three HF names = our fused qkv weight split into equal row thirds (q, k, v). HF keeps the
+# legacy ``q_bias``/``v_bias`` names of the released checkpoints: transformers 4.x has those
+# parameters, 5.x renames them to ``query.bias``/``value.bias`` while loading.
+_BLOCK_ROWS: tuple[tuple[str, str, tuple[str, ...], Callable[[int, int], tuple[int, ...]]], ...] = (
+    ("norm1.weight", "norm1.weight", ("layernorm_before.weight",), lambda d, h: (d,)),
+    ("norm1.bias", "norm1.bias", ("layernorm_before.bias",), lambda d, h: (d,)),
+    ("attn.qkv.weight", "attn.qkv.weight", _QKV, lambda d, h: (3 * d, d)),
+    ("attn.q_bias", "attn.q_bias", ("attention.attention.q_bias",), lambda d, h: (d,)),
+    ("attn.v_bias", "attn.v_bias", ("attention.attention.v_bias",), lambda d, h: (d,)),
+    ("attn.proj.weight", "attn.proj.weight", ("attention.output.dense.weight",), lambda d, h: (d, d)),
+    ("attn.proj.bias", "attn.proj.bias", ("attention.output.dense.bias",), lambda d, h: (d,)),
+    ("norm2.weight", "norm2.weight", ("layernorm_after.weight",), lambda d, h: (d,)),
+    ("norm2.bias", "norm2.bias", ("layernorm_after.bias",), lambda d, h: (d,)),
+    ("mlp.fc1.weight", "mlp.fc1.weight", ("intermediate.dense.weight",), lambda d, h: (h, d)),
+    ("mlp.fc1.bias", "mlp.fc1.bias", ("intermediate.dense.bias",), lambda d, h: (h,)),
+    ("mlp.fc2.weight", "mlp.fc2.weight", ("output.dense.weight",), lambda d, h: (d, h)),
+    ("mlp.fc2.bias", "mlp.fc2.bias", ("output.dense.bias",), lambda d, h: (d,)),
+)
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """One tensor of our state dict: its name, shape, and the name(s) it gets in a format."""
+
+    ours: str
+    """Our parameter name (``VideoMAE.state_dict()``)."""
+    theirs: tuple[str, ...]
+    """Name in the target format; three names split dim 0 in thirds; none = not exported."""
+    shape: tuple[int, ...]
+    """Shape the config implies for our tensor."""
+
+
+def key_table(cfg: MAEConfig, fmt: ExportFormat, include_decoder: bool = False) -> list[KeyRow]:
+    """Every tensor an export of ``cfg`` holds, with its name in ``fmt`` and its expected shape."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {FORMATS}")
+    v, d, dd = cfg.video, cfg.embed_dim, cfg.decoder_embed_dim
+    hf = fmt == "hf"
+    rows: list[KeyRow] = []
+
+    def add(ours: str, original: str, hf_names: tuple[str, ...], shape: tuple[int, ...]) -> None:
+        names = hf_names if hf else (original,) if fmt == "videomae" else (ours,)
+        rows.append(KeyRow(ours, names, shape))
+
+    def add_blocks(ours_prefix: str, hf_prefix: str, depth: int, width: int) -> None:
+        for i in range(depth):
+            for ours, original, hf_names, shape in _BLOCK_ROWS:
+                if not cfg.qkv_bias and ours in ("attn.q_bias", "attn.v_bias"):
+                    continue
+                add(f"{ours_prefix}.{i}.{ours}", f"{ours_prefix}.{i}.{original}",
+                    tuple(f"{hf_prefix}.{i}.{n}" for n in hf_names), shape(width, int(width * cfg.mlp_ratio)))
+
+    kernel = (v.in_chans, v.tubelet_size, v.patch_size, v.patch_size)
+    add("encoder.patch_embed.proj.weight", "encoder.patch_embed.proj.weight",
+        ("videomae.embeddings.patch_embeddings.projection.weight",), (d, *kernel))
+    add("encoder.patch_embed.proj.bias", "encoder.patch_embed.proj.bias",
+        ("videomae.embeddings.patch_embeddings.projection.bias",), (d,))
+    add_blocks("encoder.blocks", "videomae.encoder.layer", cfg.depth, d)
+    # HF with mean pooling has no final encoder LayerNorm (see the module docstring).
+    final_norm = ("videomae.layernorm.{}",) if include_decoder else ()
+    for p in ("weight", "bias"):
+        add(f"encoder.norm.{p}", f"encoder.norm.{p}", tuple(n.format(p) for n in final_norm), (d,))
+    if include_decoder:
+        add("encoder_to_decoder.weight", "encoder_to_decoder.weight", ("encoder_to_decoder.weight",), (dd, d))
+        add("mask_token", "mask_token", ("mask_token",), (1, 1, dd))
+        add_blocks("decoder.blocks", "decoder.decoder_layers", cfg.decoder_depth, dd)
+        for p in ("weight", "bias"):
+            add(f"decoder.norm.{p}", f"decoder.norm.{p}", (f"decoder.norm.{p}",), (dd,))
+        add("decoder.head.weight", "decoder.head.weight", ("decoder.head.weight",), (v.patch_dim, dd))
+        add("decoder.head.bias", "decoder.head.bias", ("decoder.head.bias",), (v.patch_dim,))
+    return rows
+
+
+def check_state_dict(state: dict[str, Tensor], rows: list[KeyRow], source: str, use_theirs: bool = False) -> None:
+    """Raise ``ValueError`` listing missing, unexpected and wrongly shaped keys of ``state``.
+
+    ``use_theirs`` checks a state dict written in the format's names (a split qkv row expects
+    three tensors of a third of the rows each).
+    """
+    expected: dict[str, tuple[int, ...]] = {}
+    for row in rows:
+        if not use_theirs:
+            expected[row.ours] = row.shape
+        for name in row.theirs if use_theirs else ():
+            expected[name] = (row.shape[0] // len(row.theirs), *row.shape[1:])
+    problems = [f"missing key {k!r} (expected shape {s})" for k, s in expected.items() if k not in state]
+    problems += [f"unexpected key {k!r}" for k in state if k not in expected]
+    problems += [
+        f"key {k!r}: expected shape {s}, got {tuple(state[k].shape)}"
+        for k, s in expected.items() if k in state and tuple(state[k].shape) != s
+    ]
+    if problems:
+        raise ValueError(f"{source} does not match its config:\n  " + "\n  ".join(problems))
+
+
+def _rename(state: dict[str, Tensor], rows: list[KeyRow]) -> dict[str, Tensor]:
+    """Our state dict -> the format's names, splitting fused rows; contiguous copies."""
+    out: dict[str, Tensor] = {}
+    for row in rows:
+        tensor = state[row.ours].detach().cpu()
+        assert tuple(tensor.shape) == row.shape, (row.ours, row.shape, tuple(tensor.shape))
+        for name, part in zip(row.theirs, tensor.chunk(len(row.theirs), dim=0) if row.theirs else ()):
+            out[name] = part.contiguous().clone()
+    return out
+
+
+def _unrename(state: dict[str, Tensor], rows: list[KeyRow]) -> dict[str, Tensor]:
+    """Inverse of :func:`_rename` for rows whose tensors are all present."""
+    return {row.ours: torch.cat([state[n] for n in row.theirs], dim=0) if len(row.theirs) > 1
+            else state[row.theirs[0]] for row in rows if row.theirs}
+
+
+class FeatureEncoder(VideoEncoder):
+    """An exported encoder as a feature extractor: ``(B, C, T, H, W)`` -> ``(B, N, D)``, no masking.
+
+    Returns the last block's output before the pre-training ``norm`` (HF ``last_hidden_state``
+    with mean pooling), or after it when ``final_norm`` is True. Parameter names are those of
+    :class:`VideoEncoder`, so it is itself a valid ``source`` for :func:`export_encoder`.
+    """
+
+    def __init__(self, cfg: MAEConfig, final_norm: bool = False) -> None:
+        super().__init__(cfg)
+        self.final_norm = final_norm
+
+    def forward(self, videos: Tensor) -> Tensor:  # type: ignore[override]
+        """Token features of every token of ``videos``."""
+        x = self.patch_embed(videos) + self.pos_embed.to(videos.dtype)
+        x = run_blocks(self.blocks, x, self.cfg.use_checkpoint)
+        return self.norm(x) if self.final_norm else x
+
+
+def _strip_wrappers(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Drop the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes when every key has one."""
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _torch_load(path: Path, trust_pickle: bool) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path} holds objects beyond tensors and plain containers, so it cannot be read with "
+            f"weights_only=True; if you trust the file, pass trust_pickle=True (--trust-pickle). ({err})"
+        ) from err
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not an export directory")
+    return json.loads(path.read_text())
+
+
+def _read_source(source: VideoMAE | VideoEncoder | str | os.PathLike, trust_pickle: bool = False,
+                 ) -> tuple[MAEConfig, dict[str, Tensor], str]:
+    """``(config, state dict with our names, description)`` of a model, checkpoint or export."""
+    if isinstance(source, VideoMAE):
+        return source.cfg, dict(source.state_dict()), "VideoMAE model"
+    if isinstance(source, VideoEncoder):
+        return source.cfg, {f"encoder.{k}": v for k, v in source.state_dict().items()}, "VideoEncoder model"
+    path = Path(source)
+    if path.is_file() and path.name not in (CONFIG_FILE, WEIGHTS_FILE, VIDEOMAE_FILE):
+        ckpt = _torch_load(path, trust_pickle)
+        if not isinstance(ckpt, dict) or "mae_config" not in ckpt or "mae_state" not in ckpt:
+            keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+            raise ValueError(f"{path}: a training checkpoint needs 'mae_config' and 'mae_state', found {keys}")
+        return MAEConfig.from_dict(ckpt["mae_config"]), _strip_wrappers(dict(ckpt["mae_state"])), str(path)
+    folder = path.parent if path.is_file() else path
+    meta = _read_json(folder / CONFIG_FILE)
+    if meta.get("model_type") == "videomae":
+        raise ValueError(f"{folder} is a Hugging Face export; load it with transformers.VideoMAEModel.from_pretrained")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{folder}: format_version {meta['format_version']} is newer than this library's {FORMAT_VERSION}")
+    cfg, fmt = MAEConfig.from_dict(meta["mae_config"]), meta.get("format")
+    rows = key_table(cfg, fmt, bool(meta.get("include_decoder")))
+    if fmt == "native":
+        state = load_file(folder / WEIGHTS_FILE)
+    elif fmt == "videomae":
+        ckpt = _torch_load(folder / VIDEOMAE_FILE, trust_pickle)
+        state = _strip_wrappers(dict(ckpt["model"]))  # type: ignore[index]
+        check_state_dict(state, rows, str(folder / VIDEOMAE_FILE), use_theirs=True)
+        state = _unrename(state, rows)
+    else:
+        raise ValueError(f"{folder / CONFIG_FILE}: unknown format {fmt!r}")
+    return cfg, state, str(folder)
+
+
+def _videomae_args(cfg: MAEConfig) -> dict:
+    """The arguments VideoMAE's fine-tuning script needs to rebuild this encoder."""
+    v = cfg.video
+    sizes = {(384, 12, 6): "vit_small", (768, 12, 12): "vit_base", (1024, 24, 16): "vit_large"}
+    name = sizes.get((cfg.embed_dim, cfg.depth, cfg.num_heads))
+    return {
+        "model": f"{name}_patch{v.patch_size}_{v.image_size}" if name else None,
+        "input_size": v.image_size, "num_frames": v.num_frames, "tubelet_size": v.tubelet_size,
+        "patch_size": v.patch_size, "embed_dim": cfg.embed_dim, "depth": cfg.depth, "num_heads": cfg.num_heads,
+        "mlp_ratio": cfg.mlp_ratio, "qkv_bias": cfg.qkv_bias, "layer_norm_eps": cfg.layer_norm_eps,
+        "sampling_rate": v.sampling_rate, "mean": list(v.mean), "std": list(v.std),
+    }
+
+
+def _hf_config(cfg: MAEConfig, include_decoder: bool) -> dict:
+    """A ``transformers.VideoMAEConfig`` dictionary for ``cfg``."""
+    v = cfg.video
+    return {
+        "architectures": ["VideoMAEForPreTraining" if include_decoder else "VideoMAEModel"],
+        "model_type": "videomae",
+        "image_size": v.image_size, "patch_size": v.patch_size, "num_channels": v.in_chans,
+        "num_frames": v.num_frames, "tubelet_size": v.tubelet_size,
+        "hidden_size": cfg.embed_dim, "num_hidden_layers": cfg.depth, "num_attention_heads": cfg.num_heads,
+        "intermediate_size": int(cfg.embed_dim * cfg.mlp_ratio), "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "qkv_bias": cfg.qkv_bias,  # transformers 4.x name
+        "qv_bias": cfg.qkv_bias,  # transformers 5.x name
+        "use_mean_pooling": not include_decoder,
+        "decoder_hidden_size": cfg.decoder_embed_dim, "decoder_num_hidden_layers": cfg.decoder_depth,
+        "decoder_num_attention_heads": cfg.decoder_num_heads,
+        "decoder_intermediate_size": int(cfg.decoder_embed_dim * cfg.mlp_ratio),
+        "norm_pix_loss": cfg.norm_pix_loss, "torch_dtype": "float32",
+    }
+
+
+def _hf_preprocessor(cfg: MAEConfig) -> dict:
+    """``VideoMAEImageProcessor`` settings: resize the short side, centre crop, training mean/std."""
+    v = cfg.video
+    return {
+        "image_processor_type": "VideoMAEImageProcessor",
+        "do_resize": True, "size": {"shortest_edge": v.image_size}, "resample": 2,  # bilinear
+        "do_center_crop": True, "crop_size": {"height": v.image_size, "width": v.image_size},
+        "do_rescale": True, "rescale_factor": 1 / 255,
+        "do_normalize": True, "image_mean": list(v.mean), "image_std": list(v.std),
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move the finished ``tmp`` to ``out_dir``, keeping the old one until the move succeeded."""
+    backup = None
+    if out_dir.exists():
+        backup = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        out_dir.rename(backup)
+    try:
+        tmp.rename(out_dir)
+    except BaseException:
+        if backup is not None:
+            backup.rename(out_dir)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def export_encoder(
+    source: VideoMAE | VideoEncoder | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    format: ExportFormat = "native",
+    include_decoder: bool = False,
+    *,
+    overwrite: bool = False,
+    trust_pickle: bool = False,
+) -> Path:
+    """Write the encoder of ``source`` to ``out_dir`` in ``format``; returns ``out_dir``.
+
+    ``source``: a :class:`VideoMAE`, a :class:`VideoEncoder` (incl. :class:`FeatureEncoder`), a
+    training checkpoint file (``{"mae_config", "mae_state", ...}``, read with
+    ``weights_only=True`` unless ``trust_pickle``), or a native / videomae export directory.
+    ``include_decoder`` adds ``encoder_to_decoder``, ``mask_token`` and ``decoder.*`` (the source
+    must have them). The directory is written beside ``out_dir`` and renamed into place; an
+    existing non-empty ``out_dir`` is an error unless ``overwrite``.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose one of {FORMATS}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
+    cfg, state, where = _read_source(source, trust_pickle)
+    has_decoder = any(not k.startswith("encoder.") for k in state)
+    if include_decoder and not has_decoder:
+        raise ValueError(f"{where} has no decoder weights; export with include_decoder=False")
+    check_state_dict(state, key_table(cfg, "native", has_decoder), where)
+    rows = key_table(cfg, format, include_decoder)
+    tensors = _rename(state, rows)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        meta = {"format": format, "format_version": FORMAT_VERSION, "include_decoder": include_decoder,
+                "mae_config": cfg.to_dict()}
+        if format == "native":
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            _write_json(tmp / CONFIG_FILE, meta)
+        elif format == "videomae":
+            torch.save({"model": tensors}, tmp / VIDEOMAE_FILE)
+            _write_json(tmp / CONFIG_FILE, {**meta, "videomae_args": _videomae_args(cfg)})
+        else:
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            _write_json(tmp / CONFIG_FILE, _hf_config(cfg, include_decoder))
+            _write_json(tmp / PREPROCESSOR_FILE, _hf_preprocessor(cfg))
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_encoder(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    final_norm: bool = False,
+    drop_path_rate: float | None = None,
+    trust_pickle: bool = False,
+) -> FeatureEncoder:
+    """Load a native or videomae export (or a training checkpoint) as a :class:`FeatureEncoder`.
+
+    The format is read from the directory's ``config.json``; every tensor is checked against
+    the config, naming the key, expected and actual shape. The module is returned in eval mode
+    on ``device``; ``drop_path_rate`` overrides the stochastic depth for fine-tuning.
+    """
+    cfg, state, where = _read_source(path, trust_pickle)
+    has_decoder = any(not k.startswith("encoder.") for k in state)
+    check_state_dict(state, key_table(cfg, "native", has_decoder), where)
+    if drop_path_rate is not None:
+        cfg = dataclasses.replace(cfg, drop_path_rate=drop_path_rate)
+    model = FeatureEncoder(cfg, final_norm=final_norm)
+    model.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+    return model.to(device).eval()
