@@ -20,6 +20,11 @@ complement subset has the same probability. The distribution therefore works int
 ``min(K, N - K)`` (cost ``O(N * min(K, N-K))``) and with scores shifted by a per-row constant
 (which leaves p(S) unchanged) to keep the log-normaliser small and float32 round-off low.
 
+Entropy ``H = log e_K - sum_i pi_i s_i`` needs the inclusion probabilities
+``pi = d log e_K / d s``; they are taken with ``torch.autograd.grad(create_graph=True)`` so the
+entropy bonus itself has gradients (PPO then back-propagates through a double backward). Call
+``log_prob``/``entropy`` before ``backward()`` as usual, since the cached tree shares the graph.
+
 Score range: the policy head should keep its scores bounded, e.g. ``c * tanh(raw / c)`` with
 ``c`` around 10. The distribution itself is tested to stay finite and exact for ``|s|`` up to
 50; scores must be finite (no ``-inf`` for "never pick").
@@ -33,14 +38,8 @@ from stable_baselines3.common.distributions import Distribution
 from torch import Tensor, nn
 
 __all__ = [
-    "log_esp",
-    "log_normalizer",
-    "inclusion_probs",
-    "sample_kofn",
-    "topk_mask",
-    "KSubsetDistribution",
-    "KOfNMaskDistribution",
-    "kofn_kl_divergence",
+    "log_esp", "log_normalizer", "inclusion_probs", "sample_kofn", "topk_mask",
+    "KSubsetDistribution", "KOfNMaskDistribution", "kofn_kl_divergence",
 ]
 
 # Finite stand-in for log(0): unlike -inf it keeps logsumexp gradients NaN-free when every
@@ -140,30 +139,27 @@ def log_esp(logits: Tensor, k: int) -> Tensor:
     return (root + degrees * c).reshape(*batch, k + 1)
 
 
-def _canonical(scores: Tensor, k: int) -> tuple[Tensor, int, bool]:
+def _canonical(scores: Tensor, k: int) -> tuple[Tensor, int, bool, Tensor]:
     """Map ``(scores, k)`` to the cheaper of the mask / visible-set problems, shifted.
 
-    Returns ``(t, k', flip)`` with ``t = ±scores - shift``, ``k' = min(k, N - k)`` and ``flip``
-    True when the problem is over the ``N - k`` visible tokens with negated scores.
+    Returns ``(t, k', flip, c)``: ``k' = min(k, N - k)``, ``flip`` True when the problem is over
+    the ``N - k`` visible tokens with negated scores, and ``t = ±scores - c`` with ``c`` the
+    detached ``(B, 1)`` shift.
     """
     n = scores.shape[-1]
     _check_k(n, k)
     flip = n - k < k
     t = -scores if flip else scores
     kc = n - k if flip else k
-    return t - _shift(t, kc), kc, flip
+    c = _shift(t, kc)
+    return t - c, kc, flip, c
 
 
 def log_normalizer(logits: Tensor, k: int) -> Tensor:
     """``log e_k(exp(logits))`` per row, shape ``(*batch,)``; cost ``O(N min(k, N-k))``."""
     flat, batch = _flatten(_as_float(logits))
-    n = flat.shape[-1]
-    _check_k(n, k)
-    flip = n - k < k
-    t = -flat if flip else flat
-    kc = n - k if flip else k
-    c = _shift(t, kc)
-    out = _product_tree(t - c, kc)[-1][:, 0, kc] + kc * c[:, 0]
+    t, kc, flip, c = _canonical(flat, k)
+    out = _product_tree(t, kc)[-1][:, 0, kc] + kc * c[:, 0]
     if flip:  # e_k(x) = prod(x) * e_{N-k}(1 / x)
         out = out + flat.sum(dim=-1)
     return out.reshape(batch)
@@ -174,7 +170,8 @@ def inclusion_probs(logits: Tensor, k: int) -> Tensor:
 
     Differentiable when ``logits`` requires grad and grad mode is on (double backward).
     """
-    return KSubsetDistribution(logits, k).inclusion_probs()
+    flat, _ = _flatten(logits)
+    return KSubsetDistribution(flat, k).inclusion_probs().reshape(logits.shape)
 
 
 @torch.no_grad()
@@ -207,7 +204,7 @@ def _sample_counts(
 def sample_kofn(logits: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
     """Draw one exact sample per row; ``(*batch, N)`` float {0, 1} mask with exactly k ones."""
     flat, batch = _flatten(_as_float(logits))
-    t, kc, flip = _canonical(flat.detach(), k)
+    t, kc, flip, _ = _canonical(flat.detach(), k)
     mask = _sample_counts(_product_tree(t, kc), t.shape[-1], kc, generator)
     if flip:
         mask = 1 - mask
@@ -239,7 +236,7 @@ class KSubsetDistribution:
         self.k = k
         self.validate = validate
         self.num_tokens = scores.shape[-1]
-        self._t, self._kc, self._flip = _canonical(_as_float(scores), k)
+        self._t, self._kc, self._flip, _ = _canonical(_as_float(scores), k)
         self._levels: list[Tensor] | None = None
 
     def _needs_graph(self) -> bool:
@@ -270,8 +267,8 @@ class KSubsetDistribution:
         if bool(bad.any()):
             row = int(bad.nonzero()[0, 0])
             raise ValueError(
-                f"each action must be a 0/1 mask with exactly K={self.k} ones; row {row} has "
-                f"{actions[row].sum().item():g} ones"
+                f"each action must be a 0/1 mask with exactly K={self.k} ones; row {row} is not "
+                f"(sum {actions[row].sum().item():g})"
             )
 
     def log_prob(self, actions: Tensor) -> Tensor:
@@ -281,30 +278,33 @@ class KSubsetDistribution:
         chosen = (self._canonical_mask(actions) * self._t).sum(dim=-1)
         return chosen - self.log_normalizer_shifted()
 
-    def _canonical_pi(self) -> Tensor:
-        """Inclusion probabilities of the canonical problem, with the graph when needed."""
+    def _pi_and_logz(self) -> tuple[Tensor, Tensor]:
+        """Canonical inclusion probabilities and ``log e_k'``, with the graph when needed."""
         if self._needs_graph():
             logz = self.log_normalizer_shifted()
             (pi,) = torch.autograd.grad(logz.sum(), self._t, create_graph=True)
-            return pi
-        with torch.enable_grad():
-            t = self._t.detach().requires_grad_(True)
+            return pi, logz
+        # Values only: differentiate a detached copy (leaving inference mode if needed, since
+        # inference tensors cannot be recorded by autograd).
+        with torch.inference_mode(False), torch.enable_grad():
+            t = self._t.detach().clone().requires_grad_(True)
             logz = _product_tree(t, self._kc)[-1][:, 0, self._kc]
             (pi,) = torch.autograd.grad(logz.sum(), t)
-        return pi
+        return pi, logz.detach()
 
     def inclusion_probs(self) -> Tensor:
         """``P(i in S)`` for every token, ``(B, N)``; rows sum to k."""
         if self._kc == 0:
             return torch.full_like(self._t, float(self._flip))
-        pi = self._canonical_pi()
+        pi, _ = self._pi_and_logz()
         return 1.0 - pi if self._flip else pi
 
     def entropy(self) -> Tensor:
         """Closed-form entropy ``log e_k - sum_i pi_i s_i``, ``(B,)``, differentiable."""
         if self._kc == 0:
             return self._t.new_zeros(self._t.shape[0])
-        h = self.log_normalizer_shifted() - (self._canonical_pi() * self._t).sum(dim=-1)
+        pi, logz = self._pi_and_logz()
+        h = logz - (pi * self._t).sum(dim=-1)
         return h.clamp_min(0.0)  # round-off can give -1e-6 for near-deterministic rows
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
@@ -323,8 +323,8 @@ class KSubsetDistribution:
         """``KL(self || other)`` for the same N and k: ``sum pi (s - s') - log Z + log Z'``."""
         if other.k != self.k or other.num_tokens != self.num_tokens:
             raise ValueError("KL needs two distributions with the same N and K")
-        diff = (self._canonical_pi() * (self._t - other._t)).sum(dim=-1)
-        kl = diff - self.log_normalizer_shifted() + other.log_normalizer_shifted()
+        pi, logz = self._pi_and_logz()
+        kl = (pi * (self._t - other._t)).sum(dim=-1) - logz + other.log_normalizer_shifted()
         return kl.clamp_min(0.0)
 
 

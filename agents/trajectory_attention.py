@@ -110,7 +110,7 @@ class TrajectoryAttention(nn.Module):
         v1 = v.view(bsz, h, t, s, d).transpose(1, 2).reshape(bsz * t, h, s, d)
         y = F.scaled_dot_product_attention(q1, k1, v1, dropout_p=drop)  # (B*T, H, N, d)
         # Trajectory tokens with heads concatenated: (B, N, T, D).
-        y = y.view(bsz, h, t, n, d).permute(0, 3, 2, 1, 4).reshape(bsz, n, t, self.dim)
+        y = y.view(bsz, t, h, n, d).permute(0, 3, 1, 2, 4).reshape(bsz, n, t, self.dim)
 
         # Stage 2: the query is the trajectory token in the query's own frame.
         own_frame = torch.arange(n, device=x.device) // s

@@ -20,6 +20,8 @@ from tats_env.env import (
     make_vec_env,
 )
 
+from tats_env.export import FeatureEncoder, export_encoder, load_encoder
+
 ENV_ID = "TATS/VideoMasking-v0"
 
 if ENV_ID not in _gym.registry:
@@ -28,6 +30,6 @@ if ENV_ID not in _gym.registry:
 __all__ = [
     "ENV_ID", "MAEConfig", "PRESETS", "VideoSpec", "get_preset", "CoTrainingEngine", "EngineConfig",
     "EnvConfig", "KOfNMask", "RewardConfig", "TopKScoreAction", "VideoMaskingEnv", "VideoMaskingVecEnv",
-    "make_vec_env",
+    "make_vec_env", "FeatureEncoder", "export_encoder", "load_encoder",
 ]
 __version__ = "0.1.0"

@@ -105,9 +105,11 @@ class VideoClassifier(nn.Module):
         Group 0 is the tubelet embedding, group ``i + 1`` block ``i``, the last group ``fc_norm``
         and the head, so the lr scale is ``decay ** (depth + 1 - group)``, as in VideoMAE.
         """
+        # Not timm ViT's ``(99999,)`` suffix: that would merge the head into the last block's group.
         return {
             "stem": r"^encoder\.patch_embed",
-            "blocks": [(r"^encoder\.blocks\.(\d+)", None), (r"^fc_norm|^head", (99999,))],
+            "blocks": r"^encoder\.blocks\.(\d+)",
+            "head": r"^fc_norm|^head",
         }
 
     def no_weight_decay(self) -> set[str]:
@@ -119,15 +121,15 @@ def build_optimizer(model: VideoClassifier, lr: float, weight_decay: float = 0.0
                     opt: str = "adamw", betas: Sequence[float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """timm optimizer with layer-wise lr decay (``layer_decay >= 1`` turns it off).
 
-    Every group carries ``lr_scale``; timm's schedulers set ``lr = scheduled lr * lr_scale``.
+    Every group carries ``lr_scale``; the lr is only scaled once a timm scheduler
+    (:func:`build_scheduler`) sets ``lr = scheduled lr * lr_scale``, so always use one.
     1-D parameters (biases, norms, ``q_bias``/``v_bias``) get no weight decay; frozen ones are left out.
     """
     decay = layer_decay if 0.0 < layer_decay < 1.0 else None
     extra: dict[str, Any] = {"betas": tuple(betas)} if "adam" in opt.lower() else {}
     optimizer = create_optimizer_v2(model, opt=opt, lr=lr, weight_decay=weight_decay, layer_decay=decay, **extra)
     for group in optimizer.param_groups:
-        group.setdefault("lr_scale", 1.0)
-        group["lr"] = lr * group["lr_scale"]
+        group.setdefault("lr_scale", 1.0)  # "lr" stays unscaled: the scheduler reads it as the base lr
     return optimizer
 
 

@@ -27,9 +27,10 @@ import os
 import pickle
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -155,7 +156,7 @@ def _rename(state: dict[str, Tensor], rows: list[KeyRow]) -> dict[str, Tensor]:
     for row in rows:
         tensor = state[row.ours].detach().cpu()
         assert tuple(tensor.shape) == row.shape, (row.ours, row.shape, tuple(tensor.shape))
-        for name, part in zip(row.theirs, tensor.chunk(len(row.theirs), dim=0) if row.theirs else ()):
+        for name, part in zip(row.theirs, tensor.chunk(len(row.theirs), dim=0) if row.theirs else (), strict=True):
             out[name] = part.contiguous().clone()
     return out
 
@@ -227,9 +228,13 @@ def _read_source(source: VideoMAE | VideoEncoder | str | os.PathLike, trust_pick
     meta = _read_json(folder / CONFIG_FILE)
     if meta.get("model_type") == "videomae":
         raise ValueError(f"{folder} is a Hugging Face export; load it with transformers.VideoMAEModel.from_pretrained")
+    fmt = meta.get("format")
+    if fmt not in ("native", "videomae") or "mae_config" not in meta:
+        raise ValueError(f"{folder / CONFIG_FILE} is not a tats_env native or videomae export (format={fmt!r})")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{folder}: format_version {meta['format_version']} is newer than this library's {FORMAT_VERSION}")
-    cfg, fmt = MAEConfig.from_dict(meta["mae_config"]), meta.get("format")
+        raise ValueError(f"{folder}: format_version {meta['format_version']} is newer than this library's "
+                         f"{FORMAT_VERSION}; upgrade tats_env")
+    cfg = MAEConfig.from_dict(meta["mae_config"])
     rows = key_table(cfg, fmt, bool(meta.get("include_decoder")))
     if fmt == "native":
         state = load_file(folder / WEIGHTS_FILE)
@@ -238,8 +243,6 @@ def _read_source(source: VideoMAE | VideoEncoder | str | os.PathLike, trust_pick
         state = _strip_wrappers(dict(ckpt["model"]))  # type: ignore[index]
         check_state_dict(state, rows, str(folder / VIDEOMAE_FILE), use_theirs=True)
         state = _unrename(state, rows)
-    else:
-        raise ValueError(f"{folder / CONFIG_FILE}: unknown format {fmt!r}")
     return cfg, state, str(folder)
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -277,7 +278,11 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     if steps_per_epoch < 1:
         raise ValueError(f"{len(train_set)} training videos give no full batch of {cfg.batch_size}")
     total_steps = cfg.epochs * steps_per_epoch
-    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total_steps - 1)
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    if warmup >= total_steps:
+        warnings.warn(f"warm-up of {warmup} steps covers the whole run of {total_steps}; "
+                      f"cutting it to {total_steps - 1} (lower --warmup-epochs)", stacklevel=2)
+        warmup = total_steps - 1
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, 1.0 if cfg.linear_probe else cfg.layer_decay,
                                 cfg.opt, cfg.opt_betas)
     scheduler = build_scheduler(optimizer, total_steps, warmup, min_lr=cfg.min_lr)

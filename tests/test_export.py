@@ -72,15 +72,16 @@ def test_hf_parity_with_transformers(tmp_path, cfg, model, videos):
         torch.testing.assert_close(theirs.key.weight, ours.qkv.weight[d:2 * d], rtol=0, atol=0)
 
     encoder = load_encoder(export_encoder(model, tmp_path / "native"))
-    hf.eval()
+    eager = transformers.VideoMAEForVideoClassification.from_pretrained(out, num_labels=5, attn_implementation="eager")
     with torch.no_grad():
-        result = hf(videos.permute(0, 2, 1, 3, 4), output_hidden_states=True)  # HF takes (B, T, C, H, W)
         ours = encoder(videos)
         reference = pre_norm_features(model, videos)
-    assert ours.shape == (2, cfg.video.num_tokens, cfg.embed_dim)
-    diff = (result.hidden_states[-1] - ours).abs().max().item()
-    print(f"HF hidden_states[-1] vs load_encoder features: max abs diff {diff:.3e}")
-    assert diff < HF_MAX_ABS_DIFF
+        assert ours.shape == (2, cfg.video.num_tokens, cfg.embed_dim)
+        for name, hf_model in (("sdpa", hf), ("eager", eager)):
+            result = hf_model.eval()(videos.permute(0, 2, 1, 3, 4), output_hidden_states=True)  # (B, T, C, H, W)
+            diff = (result.hidden_states[-1] - ours).abs().max().item()
+            print(f"HF ({name}) hidden_states[-1] vs load_encoder features: max abs diff {diff:.3e}")
+            assert diff < HF_MAX_ABS_DIFF
     assert (ours - reference).abs().max().item() < 1e-5
     # the pre-training norm really is excluded: with it the features differ
     assert (load_encoder(tmp_path / "native", final_norm=True)(videos) - ours).abs().max() > 0.1
@@ -153,7 +154,8 @@ def test_shape_mismatch_names_key_expected_and_actual(tmp_path, model):
     tensors = load_file(out / "model.safetensors")
     tensors["encoder.blocks.1.mlp.fc1.weight"] = torch.zeros(100, 64)
     save_file(tensors, str(out / "model.safetensors"))
-    with pytest.raises(ValueError, match=r"encoder\.blocks\.1\.mlp\.fc1\.weight.*expected shape \(256, 64\), got \(100, 64\)"):
+    expected = r"encoder\.blocks\.1\.mlp\.fc1\.weight.*expected shape \(256, 64\), got \(100, 64\)"
+    with pytest.raises(ValueError, match=expected):
         load_encoder(out)
 
     vm = export_encoder(model, tmp_path / "vm", format="videomae")
@@ -217,6 +219,10 @@ def test_training_checkpoint_source(tmp_path, cfg, model, videos):
     torch.save({"model": model.state_dict()}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="mae_config"):
         export_encoder(tmp_path / "other.pt", tmp_path / "y")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(ValueError, match="not a tats_env native or videomae export"):
+        load_encoder(tmp_path / "foreign")
     with pytest.raises(ValueError, match="Hugging Face"):
         load_encoder(export_encoder(model, tmp_path / "hf", format="hf"))
     with pytest.raises(ValueError, match="unknown export format"):
@@ -226,7 +232,8 @@ def test_training_checkpoint_source(tmp_path, cfg, model, videos):
 def test_cli(tmp_path, cfg, model, capsys):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("export_cli", Path(__file__).parents[1] / "experiments/export_encoder.py")
+    script = Path(__file__).parents[1] / "experiments" / "export_encoder.py"
+    spec = importlib.util.spec_from_file_location("export_cli", script)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     ckpt = tmp_path / "ckpt.pt"

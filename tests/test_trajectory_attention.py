@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,6 +15,15 @@ from agents.trajectory_attention import (
 )
 
 GRIDS = [(2, 2, 3), (1, 4), (1, 2, 3), (3, 5), (4, 2, 2), (2, 1), (3, 3, 2)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread() -> Iterator[None]:
+    """Tensors here are tiny: intra-op threads only add sync cost (severe on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_attention(grid: tuple[int, ...], dim: int = 24, heads: int = 3,

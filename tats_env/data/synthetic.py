@@ -92,6 +92,27 @@ def default_root() -> Path:
     return Path(cache).expanduser() / "tats_env" / "synthetic"
 
 
+# BT.601 limited-range RGB -> YCbCr, the matrix decoders assume for untagged SD video.
+_RGB_TO_YUV = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64
+) / 255.0
+
+
+def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(T, H, W, 3)`` -> PyAV's planar yuv420p layout ``(T, H * 3 // 2, W)`` uint8.
+
+    Done in numpy (BT.601, 2x2 chroma averaging) so the pixels handed to the encoder do not
+    depend on swscale's CPU-specific code paths.
+    """
+    t, h, w, _ = frames.shape
+    ycc = frames.astype(np.float64) @ _RGB_TO_YUV.T + np.array([16.0, 128.0, 128.0])
+    luma = ycc[..., 0]
+    chroma = ycc[..., 1:].reshape(t, h // 2, 2, w // 2, 2, 2).mean(axis=(2, 4))  # 2x2 box average
+    planes = [luma.reshape(t, -1), chroma[..., 0].reshape(t, -1), chroma[..., 1].reshape(t, -1)]
+    packed = np.concatenate(planes, axis=1).reshape(t, h * 3 // 2, w)
+    return np.clip(np.round(packed), 0, 255).astype(np.uint8)
+
+
 def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 25, crf: int = 20) -> None:
     """Encode uint8 RGB frames ``(T, H, W, 3)`` (H, W even) as H.264 (libx264, yuv420p) mp4."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -102,10 +123,15 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 25, c
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
         stream.pix_fmt = "yuv420p"
-        # One encoder thread: generation already runs one clip per process.
-        stream.options = {"crf": str(crf), "preset": "fast", "threads": "1"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        # One encoder thread: generation already runs one clip per process. x264's macroblock
+        # tree made output vary from run to run on these tiny frames; without it files are
+        # byte-identical for a given seed.
+        stream.options = {"crf": str(crf), "preset": "fast", "threads": "1", "x264-params": "mbtree=0"}
+        stream.codec_context.time_base = Fraction(1, fps)
+        for number, frame in enumerate(rgb_to_yuv420p(frames)):
+            picture = av.VideoFrame.from_ndarray(frame, format="yuv420p")
+            picture.pts, picture.time_base = number, Fraction(1, fps)
+            container.mux(stream.encode(picture))
         container.mux(stream.encode())
 
 

@@ -1,0 +1,191 @@
+"""Fine-tuning: layer-decay groups, schedule, video CutMix/Mixup, multi-view eval, end-to-end runs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from tats_env.classify import (
+    VideoClassifier, VideoMixup, build_criterion, build_optimizer, build_scheduler, confusion_matrix, topk_accuracy,
+)
+from tats_env.config import get_preset
+from tats_env.data.synthetic import SyntheticConfig, ensure_synthetic_dataset
+from tats_env.export import export_encoder, load_encoder
+from tats_env.finetune import FinetuneConfig, evaluate, finetune
+from tats_env.mae import VideoMAE
+
+
+@pytest.fixture(scope="module")
+def arch():
+    return get_preset("tiny", num_frames=8, image_size=32, patch_size=8, sampling_rate=2, embed_dim=32, depth=3,
+                      num_heads=2, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
+
+
+@pytest.fixture(scope="module")
+def export_dir(arch, tmp_path_factory):
+    torch.manual_seed(0)
+    return export_encoder(VideoMAE(arch), tmp_path_factory.mktemp("export") / "native")
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    config = SyntheticConfig(num_classes=3, train_per_class=2, val_per_class=1, num_frames=16, size=32)
+    return ensure_synthetic_dataset(tmp_path_factory.mktemp("data") / "synthetic", config, progress=False,
+                                    num_workers=1)
+
+
+def test_layer_decay_gives_each_block_its_own_lr(arch, export_dir):
+    model = VideoClassifier(load_encoder(export_dir), num_classes=4)
+    decay, lr = 0.5, 1e-3
+    optimizer = build_optimizer(model, lr=lr, weight_decay=0.05, layer_decay=decay)
+    scheduler = build_scheduler(optimizer, total_steps=100, warmup_steps=10, min_lr=1e-6)
+    scheduler.step_update(num_updates=10)  # end of warm-up: the peak lr
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    depth = arch.depth
+    expected_layer = {"encoder.patch_embed.proj.weight": 0, "encoder.blocks.0.attn.qkv.weight": 1,
+                      "encoder.blocks.2.mlp.fc2.weight": 3, "fc_norm.weight": depth + 1, "head.weight": depth + 1}
+    params = dict(model.named_parameters())
+    for name, layer in expected_layer.items():
+        assert group_of[id(params[name])]["lr"] == pytest.approx(lr * decay ** (depth + 1 - layer)), name
+    lrs = {round(g["lr"], 12) for g in optimizer.param_groups}
+    assert len(lrs) == depth + 2  # stem, every block, head: all different
+    assert group_of[id(params["encoder.blocks.1.attn.q_bias"])]["weight_decay"] == 0.0
+    assert group_of[id(params["encoder.blocks.1.attn.qkv.weight"])]["weight_decay"] == 0.05
+    assert "encoder.norm.weight" not in params  # replaced by fc_norm, so DDP sees no unused parameter
+    head = group_of[id(params["head.weight"])]
+    scheduler.step_update(num_updates=0)
+    assert head["lr"] == pytest.approx(1e-6)  # warm-up start
+    scheduler.step_update(num_updates=55)
+    assert 1e-6 < head["lr"] < lr  # cosine in between
+    scheduler.step_update(num_updates=100)
+    assert head["lr"] == pytest.approx(1e-6, rel=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+def test_cutmix_cuts_the_same_box_in_every_frame(mode):
+    np.random.seed(3)
+    clips = torch.randn(4, 3, 6, 16, 16)
+    labels = torch.tensor([0, 1, 2, 1])
+    mixup = VideoMixup(mixup_alpha=0.0, cutmix_alpha=1.0, prob=1.0, mode=mode, label_smoothing=0.0, num_classes=3)
+    mixed, target = mixup(clips.clone(), labels)
+    assert mixed.shape == clips.shape and target.shape == (4, 3)
+    source = clips.flip(0)  # timm pairs clip i with clip B-1-i
+    cut_any = False
+    for i in range(4):
+        changed = (mixed[i] != clips[i]).any(dim=0)  # (T, H, W)
+        for t in range(1, 6):
+            assert torch.equal(changed[t], changed[0]), f"clip {i}: frame {t} has a different box"
+        rows, cols = changed[0].any(1).nonzero(), changed[0].any(0).nonzero()
+        if len(rows):
+            cut_any = True
+            box = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
+            assert torch.equal(mixed[i][:, :, box[0], box[1]], source[i][:, :, box[0], box[1]])
+            area = (box[0].stop - box[0].start) * (box[1].stop - box[1].start) / 256
+            assert target[i, labels[i]] == pytest.approx(1 - area, abs=1e-6)  # label weight = uncut area
+    assert cut_any
+
+
+def test_mixup_mixes_whole_clips_with_one_weight():
+    np.random.seed(0)
+    clips, labels = torch.randn(2, 3, 4, 8, 8), torch.tensor([0, 1])
+    mixed, target = VideoMixup(mixup_alpha=1.0, cutmix_alpha=0.0, label_smoothing=0.0, num_classes=2)(
+        clips.clone(), labels)
+    lam = float(target[0, 0])
+    assert 0 < lam < 1
+    torch.testing.assert_close(mixed, lam * clips + (1 - lam) * clips.flip(0))
+    with pytest.raises(ValueError, match="even"):
+        VideoMixup(num_classes=2)(torch.randn(3, 3, 4, 8, 8), torch.tensor([0, 1, 0]))
+    assert isinstance(build_criterion(None, 0.1), nn.Module)
+
+
+class _ViewLogits(nn.Module):
+    """Stub classifier: the logits of a clip are written in its first pixels."""
+
+    def forward(self, videos):
+        return videos[:, 0, 0, 0, :3]
+
+
+def test_multi_view_evaluation_averages_softmax():
+    logits = torch.tensor([[[4.0, 0, 0], [0, 0, 0.5]],   # video 0: views disagree, averaged -> class 0
+                           [[0, 1.0, 0], [0, 3.0, 0]]])  # video 1: class 1
+    videos = torch.zeros(4, 3, 2, 4, 4)
+    videos[:, 0, 0, 0, :3] = logits.reshape(4, 3)
+    batch = {"video": videos, "label": torch.tensor([0, 0, 2, 2])}
+    result = evaluate(_ViewLogits(), [batch], num_views=2)
+    expected = logits.softmax(-1).mean(1)
+    torch.testing.assert_close(result.probs, expected)
+    assert result.labels.tolist() == [0, 2]
+    assert result.top1 == 0.5 and result.top5 == 1.0
+    assert result.confusion.tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
+    assert topk_accuracy(torch.tensor([[0.1, 0.5, 0.4]]), torch.tensor([2]), (1, 2)) == {1: 0.0, 2: 1.0}
+    assert confusion_matrix(torch.tensor([1, 1]), torch.tensor([0, 1]), 2).tolist() == [[0, 1], [0, 1]]
+
+
+def test_finetune_end_to_end(export_dir, dataset_dir, tmp_path):
+    cfg = FinetuneConfig(encoder=str(export_dir), data=str(dataset_dir), out=tmp_path / "run", epochs=2,
+                         batch_size=2, lr=1e-3, warmup_epochs=1, temporal_views=2, spatial_views=2,
+                         num_repeats=2, device="cpu", progress=False)
+    metrics = finetune(cfg)
+    out = tmp_path / "run"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["top1"] == metrics["top1"] and 0.0 <= saved["top1"] <= saved["top5"] <= 1.0
+    assert saved["num_val_videos"] == 3 and saved["views"] == [2, 2] and len(saved["history"]) == 2
+    assert saved["class_names"] == ["translate_right", "translate_left", "translate_up"]
+    assert saved["top5"] == 1.0  # 3 classes: the label is always in the top 5
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "val/top1", "val/top5"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("val/top1")) == 2
+    lrs = [e.value for e in events.Scalars("train/lr")]
+    assert lrs[0] < max(lrs)  # warm-up
+    ckpt = torch.load(out / "classifier.pt", weights_only=True)
+    assert ckpt["num_classes"] == 3 and ckpt["model"]["head.weight"].shape == (3, 32)
+    exported = load_file(export_dir / "model.safetensors")
+    moved = ckpt["model"]["encoder.blocks.0.attn.qkv.weight"] - exported["encoder.blocks.0.attn.qkv.weight"]
+    assert moved.abs().max() > 0  # the encoder was fine-tuned
+
+
+def test_linear_probe_freezes_encoder_and_cli_random_baseline(export_dir, dataset_dir, tmp_path):
+    probe = FinetuneConfig(encoder=str(export_dir), data=str(dataset_dir), out=tmp_path / "probe", epochs=1,
+                           batch_size=2, linear_probe=True, mixup=0.0, cutmix=0.0, temporal_views=1,
+                           spatial_views=1, device="cpu", progress=False, warmup_epochs=0)
+    finetune(probe)
+    state = torch.load(tmp_path / "probe" / "classifier.pt", weights_only=True)["model"]
+    exported = load_file(export_dir / "model.safetensors")
+    for key, value in exported.items():
+        if not key.startswith("encoder.norm."):
+            assert torch.equal(state[key], value), key
+
+    spec = importlib.util.spec_from_file_location("finetune_cli", Path(__file__).parents[1] / "experiments/finetune.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    yaml_file = tmp_path / "ft.yaml"
+    yaml_file.write_text(f"encoder: {export_dir}\ndata: {dataset_dir}\nepochs: 3\nbatch_size: 2\n"
+                         "temporal_views: 1\nspatial_views: 1\ndevice: cpu\nprogress: false\n")
+    with pytest.warns(UserWarning, match="warm-up of 15 steps covers the whole run of 3"):
+        metrics = cli.main(["--config", str(yaml_file), "--epochs", "1", "--init", "random",
+                            "--out", str(tmp_path / "scratch"), "--no-save-classifier"])
+    assert metrics["config"]["init"] == "random" and metrics["config"]["epochs"] == 1
+    assert not (tmp_path / "scratch" / "classifier.pt").exists()
+    with pytest.raises(ValueError, match="needs --encoder"):
+        finetune(FinetuneConfig(encoder=None, data=str(dataset_dir), out=tmp_path / "x", device="cpu"))
+
+
+def test_random_init_keeps_the_architecture_but_not_the_weights(arch, export_dir):
+    from tats_env.finetune import _build_encoder
+
+    pretrained = _build_encoder(FinetuneConfig(encoder=str(export_dir), drop_path=0.2))
+    scratch = _build_encoder(FinetuneConfig(encoder=str(export_dir), init="random", drop_path=0.2))
+    assert scratch.cfg == pretrained.cfg and scratch.cfg.drop_path_rate == 0.2
+    exported = load_file(export_dir / "model.safetensors")["encoder.blocks.0.attn.qkv.weight"]
+    assert torch.equal(pretrained.state_dict()["blocks.0.attn.qkv.weight"], exported)
+    assert not torch.equal(scratch.state_dict()["blocks.0.attn.qkv.weight"], exported)
+    assert scratch.get_submodule("blocks.1.attn").q_bias.abs().sum() == 0  # VideoMAE init
+    assert _build_encoder(FinetuneConfig(init="random", preset="tiny")).cfg.embed_dim == 192
