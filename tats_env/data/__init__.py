@@ -2,21 +2,16 @@
 
 ``build_dataset(data, spec, split)`` is the usual entry point; ``data`` is ``"synthetic"``, a
 ``path label`` list file or a folder of videos.
+
+The torch-, decord- and PyAV-based parts are imported on first use, so the list-file and
+sampling helpers (and ``python -m tats_env.data.synthetic``) start without importing torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tats_env.data.dataset import (
-    BadVideoError,
-    VideoClipDataset,
-    build_dataset,
-    collate_clips,
-    make_dataloader,
-    seed_worker,
-)
 from tats_env.data.listfile import (
     FOREGROUND_SUFFIX,
     VIDEO_EXTENSIONS,
@@ -34,28 +29,52 @@ from tats_env.data.sampling import (
     sample_indices,
     ssv2_indices,
 )
-from tats_env.data.transforms import (
-    CropBox,
-    EvalTransform,
-    TrainTransform,
-    apply_crop,
-    denormalize,
-    eval_crop_boxes,
-    multiscale_crop_box,
-    normalize,
-)
 
-# The synthetic generator is imported lazily so that ``python -m tats_env.data.synthetic``
-# does not import its own module twice (runpy warns about that).
-_LAZY = {
-    "SyntheticConfig": "tats_env.data.synthetic",
-    "ensure_synthetic_dataset": "tats_env.data.synthetic",
-    "generate_synthetic_dataset": "tats_env.data.synthetic",
-    "default_root": "tats_env.data.synthetic",
-    "write_mp4": "tats_env.data.synthetic",
-    "class_names": "tats_env.data.synthetic",
-    "MOTIONS": "tats_env.data.render",
-    "render_clip": "tats_env.data.render",
+if TYPE_CHECKING:
+    from tats_env.data.dataset import (
+        BadVideoError,
+        VideoClipDataset,
+        build_dataset,
+        collate_clips,
+        make_dataloader,
+        seed_worker,
+    )
+    from tats_env.data.render import MOTIONS, render_clip
+    from tats_env.data.synthetic import (
+        SyntheticConfig,
+        class_names,
+        default_root,
+        ensure_synthetic_dataset,
+        generate_synthetic_dataset,
+        write_mp4,
+    )
+    from tats_env.data.transforms import (
+        CropBox,
+        EvalTransform,
+        TrainTransform,
+        apply_crop,
+        denormalize,
+        eval_crop_boxes,
+        multiscale_crop_box,
+        normalize,
+    )
+
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ["BadVideoError", "VideoClipDataset", "build_dataset", "collate_clips", "make_dataloader", "seed_worker"],
+        "tats_env.data.dataset",
+    ),
+    **dict.fromkeys(
+        ["CropBox", "EvalTransform", "TrainTransform", "apply_crop", "denormalize", "eval_crop_boxes",
+         "multiscale_crop_box", "normalize"],
+        "tats_env.data.transforms",
+    ),
+    **dict.fromkeys(
+        ["SyntheticConfig", "class_names", "default_root", "ensure_synthetic_dataset",
+         "generate_synthetic_dataset", "write_mp4"],
+        "tats_env.data.synthetic",
+    ),
+    **dict.fromkeys(["MOTIONS", "render_clip"], "tats_env.data.render"),
 }
 
 
@@ -65,12 +84,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tats_env.data' has no attribute {name!r}")
 
 
-__all__ = [
-    "BadVideoError", "CropBox", "EvalTransform", "FOREGROUND_SUFFIX", "MOTIONS", "SyntheticConfig",
-    "TooShortError", "TrainTransform", "VIDEO_EXTENSIONS", "VideoClipDataset", "VideoRecord",
-    "apply_crop", "build_dataset", "class_names", "collate_clips", "default_root", "denormalize",
-    "ensure_synthetic_dataset", "eval_crop_boxes", "folder_class_names", "foreground_path",
-    "generate_synthetic_dataset", "k400_indices", "list_video_folder", "make_dataloader",
-    "multi_view_indices", "multiscale_crop_box", "normalize", "read_list_file", "render_clip",
-    "resolve_records", "sample_indices", "seed_worker", "ssv2_indices", "write_mp4",
-]
+__all__ = sorted([
+    "FOREGROUND_SUFFIX", "TooShortError", "VIDEO_EXTENSIONS", "VideoRecord", "folder_class_names",
+    "foreground_path", "k400_indices", "list_video_folder", "multi_view_indices", "read_list_file",
+    "resolve_records", "sample_indices", "ssv2_indices", *_LAZY,
+])

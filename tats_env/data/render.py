@@ -192,7 +192,7 @@ def render_clip(
         raise ValueError(f"unknown motion {motion!r}; choose one of {MOTIONS}")
     tau = np.linspace(-0.5, 0.5, num_frames)
     side = size + 2 * _JITTER
-    background = _background(rng, side)
+    background = _background(rng, side).astype(np.float32)
     movers = _trajectories(motion, rng, tau, size)
     rotating = motion.startswith("rotate_")
     objects = [_Object(rng, background.mean(axis=(0, 1)), rotating) for _ in movers]
@@ -224,4 +224,4 @@ def render_clip(
         frames[inside] = obj.paint(u[inside], v[inside])  # texture only where the object is
         if moving:
             foreground |= inside
-    return np.clip(np.round(frames), 0, 255).astype(np.uint8), foreground
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), foreground

@@ -45,6 +45,8 @@ GENERATOR_VERSION = 1
 """Bumped whenever rendering or encoding changes, so cached datasets are regenerated."""
 _GENERATOR = "tats_env.data.synthetic"
 SPLITS: tuple[str, ...] = ("train", "val")
+# Frame widths (among even sizes 16..256) whose mp4s decord 0.6 cannot return ("size must exactly match").
+_DECORD_BAD_WIDTHS = frozenset({16, 24, 48, 72})
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,13 @@ class SyntheticConfig:
             raise ValueError(f"train_per_class and val_per_class must be >= 1, got {self.train_per_class}, {self.val_per_class}")
         if self.num_frames < 2:
             raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
-        if self.size < 16 or self.size % 2:
-            raise ValueError(f"size must be an even number >= 16 (yuv420p), got {self.size}")
+        if self.size < 32 or self.size % 2:
+            raise ValueError(f"size must be an even number >= 32 (yuv420p), got {self.size}")
+        if self.size in _DECORD_BAD_WIDTHS:
+            raise ValueError(
+                f"size={self.size}: decord 0.6 fails to decode H.264 frames of width {sorted(_DECORD_BAD_WIDTHS)} "
+                "(buffer size mismatch); pick another even size such as 32, 40, 56, 64 or 96"
+            )
         if self.fps < 1 or not 0 <= self.crf <= 51:
             raise ValueError(f"fps must be >= 1 and crf in [0, 51], got fps={self.fps}, crf={self.crf}")
 
@@ -92,10 +99,12 @@ def default_root() -> Path:
     return Path(cache).expanduser() / "tats_env" / "synthetic"
 
 
-# BT.601 limited-range RGB -> YCbCr, the matrix decoders assume for untagged SD video.
-_RGB_TO_YUV = np.array(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64
-) / 255.0
+# BT.601 limited-range RGB -> YCbCr (rows Y, Cb, Cr), what decoders assume for untagged SD video.
+_RGB_TO_YUV = (
+    (65.481 / 255, 128.553 / 255, 24.966 / 255, 16.0),
+    (-37.797 / 255, -74.203 / 255, 112.0 / 255, 128.0),
+    (112.0 / 255, -93.786 / 255, -18.214 / 255, 128.0),
+)
 
 
 def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
@@ -105,12 +114,11 @@ def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
     depend on swscale's CPU-specific code paths.
     """
     t, h, w, _ = frames.shape
-    ycc = frames.astype(np.float64) @ _RGB_TO_YUV.T + np.array([16.0, 128.0, 128.0])
-    luma = ycc[..., 0]
-    chroma = ycc[..., 1:].reshape(t, h // 2, 2, w // 2, 2, 2).mean(axis=(2, 4))  # 2x2 box average
-    planes = [luma.reshape(t, -1), chroma[..., 0].reshape(t, -1), chroma[..., 1].reshape(t, -1)]
-    packed = np.concatenate(planes, axis=1).reshape(t, h * 3 // 2, w)
-    return np.clip(np.round(packed), 0, 255).astype(np.uint8)
+    r, g, b = (frames[..., c].astype(np.float32) for c in range(3))
+    y, cb, cr = (kr * r + kg * g + kb * b + off for kr, kg, kb, off in _RGB_TO_YUV)
+    cb, cr = (c.reshape(t, h // 2, 2, w // 2, 2).mean(axis=(2, 4)) for c in (cb, cr))  # 2x2 box average
+    packed = np.concatenate([y.reshape(t, -1), cb.reshape(t, -1), cr.reshape(t, -1)], axis=1)
+    return np.clip(np.rint(packed), 0, 255).astype(np.uint8).reshape(t, h * 3 // 2, w)
 
 
 def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 25, crf: int = 20) -> None:
@@ -126,7 +134,7 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 25, c
         # One encoder thread: generation already runs one clip per process. x264's macroblock
         # tree made output vary from run to run on these tiny frames; without it files are
         # byte-identical for a given seed.
-        stream.options = {"crf": str(crf), "preset": "fast", "threads": "1", "x264-params": "mbtree=0"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
         stream.codec_context.time_base = Fraction(1, fps)
         for number, frame in enumerate(rgb_to_yuv420p(frames)):
             picture = av.VideoFrame.from_ndarray(frame, format="yuv420p")

@@ -39,7 +39,7 @@ class EnvConfig:
     """Frame sampling: K400-style strided window or SSv2-style segments."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Reward mode and normalisation."""
-    engine: EngineConfig = field(default_factory=EngineConfig)
+    engine_config: EngineConfig = field(default_factory=EngineConfig)
     """Optimisation of the environment's MAE."""
     update_mae: bool = True
     """Take one MAE optimizer step per env step; False evaluates a frozen MAE."""
@@ -75,7 +75,7 @@ class MaskingCore:
         self.spec = spec
         self.num_tokens = spec.num_tokens
         self.num_masked = spec.num_masked(self.config.mask_ratio)
-        self.engine = engine or CoTrainingEngine(self.mae_config, self.config.engine, num_envs, self.device)
+        self.engine = engine or CoTrainingEngine(self.mae_config, self.config.engine_config, num_envs, self.device)
         if dataset is None:
             dataset = build_dataset(self.config.data, spec, split=self.config.split, train=True,
                                     sampling=self.config.sampling, seed=self.config.seed)

@@ -127,7 +127,7 @@ def make_vec_env(
     """The batched masking env: ``num_envs`` clips per step, one MAE update per step on ``device``.
 
     Remaining keyword arguments are :class:`~tats_env.env.core.EnvConfig` fields
-    (``reward``, ``engine``, ``invalid_action``, ``obs_dtype``, ``num_workers``, ``seed``, ...).
+    (``reward``, ``engine_config``, ``invalid_action``, ``obs_dtype``, ``num_workers``, ``seed``, ...).
     """
     fields = {f.name for f in dataclasses.fields(EnvConfig)}
     unknown = sorted(set(config) - fields)

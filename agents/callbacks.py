@@ -1,0 +1,115 @@
+"""SB3 callbacks for co-training: env statistics, mask/reconstruction images, atomic checkpoints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Image
+
+from tats_env.env.core import MaskingCore
+from tats_env.visualize import mask_reconstruction_grid, save_png
+
+ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share")
+
+
+def masking_core(env: Any) -> MaskingCore:
+    """The :class:`MaskingCore` behind a (possibly wrapped) masking VecEnv."""
+    inner = getattr(env, "unwrapped", env)
+    core = getattr(inner, "core", None)
+    if not isinstance(core, MaskingCore):
+        raise TypeError(f"expected a tats_env masking VecEnv, got {type(inner).__name__}")
+    return core
+
+
+class EnvStatsCallback(BaseCallback):
+    """Logs the env's MAE loss, reward, motion precision (with its random-mask baseline) and clips/s."""
+
+    def _on_training_start(self) -> None:
+        self._core = masking_core(self.training_env)
+        self._last_time = time.perf_counter()
+        self._last_steps = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        infos: list[dict[str, Any]] = self.locals["infos"]
+        for key in ENV_STAT_KEYS:
+            values = [info[key] for info in infos if key in info]
+            if values:
+                self.logger.record_mean(f"env/{key}", float(np.mean(values)))
+        self.logger.record_mean("env/reward", float(np.mean(self.locals["rewards"])))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        now = time.perf_counter()
+        clips = self.num_timesteps - self._last_steps
+        if clips > 0 and now > self._last_time:
+            self.logger.record("time/clips_per_s", clips / (now - self._last_time))
+        self._last_time, self._last_steps = now, self.num_timesteps
+        engine = self._core.engine
+        self.logger.record("mae/lr", float(engine.optimizer.param_groups[0]["lr"]))
+        self.logger.record("mae/updates", engine.num_updates)
+        self.logger.record("env/skipped_videos", self._core.clips.skipped)
+
+
+class MaskImageCallback(BaseCallback):
+    """Every ``every`` clips: a PNG (and a TensorBoard image) of clips, the sampler's masks and reconstructions."""
+
+    def __init__(self, every: int, out_dir: str | Path, num_clips: int = 4, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.every = max(1, every)
+        self.out_dir = Path(out_dir)
+        self.num_clips = num_clips
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.every
+            self.write(self.locals["new_obs"])
+        return True
+
+    def write(self, obs: np.ndarray) -> Path:
+        """Draw the current clips with the policy's deterministic masks; returns the PNG path."""
+        core = masking_core(self.training_env)
+        assert core.batch is not None
+        actions, _ = self.model.predict(obs, deterministic=True)
+        mask = torch.as_tensor(actions, device=core.device).bool()
+        image = mask_reconstruction_grid(core.engine.model, core.batch["video"], mask, self.num_clips,
+                                         foreground=core.batch.get("foreground"))
+        path = save_png(self.out_dir / f"masks_{self.num_timesteps:08d}.png", image)
+        self.logger.record("images/masks_reconstructions", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
+        return path
+
+
+class CheckpointEveryCallback(BaseCallback):
+    """Calls ``save()`` every ``every`` clips and once more when training ends.
+
+    Saves at the start of a rollout, after the previous policy update and before new data is
+    collected, so a checkpoint never holds a half-filled rollout buffer.
+    """
+
+    def __init__(self, every: int, save: Callable[[], Path], verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.every = max(1, every)
+        self.save = save
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps >= self._next:
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+            self.save()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        self.save()
