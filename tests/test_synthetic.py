@@ -83,7 +83,9 @@ def _centroid(mask: np.ndarray) -> np.ndarray:
 
 
 def test_foreground_is_nonempty_and_moves_as_the_class_says(small_root: Path) -> None:
-    direction = {"translate_right": (1, 0), "translate_left": (-1, 0), "translate_up": (0, -1), "translate_down": (0, 1)}
+    direction = {
+        "translate_right": (1, 0), "translate_left": (-1, 0), "translate_up": (0, -1), "translate_down": (0, 1),
+    }
     for record in read_list_file(small_root / "train.txt"):
         fg = np.load(foreground_path(record.path))["fg"]
         motion = MOTIONS[record.label]
@@ -151,6 +153,9 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "mine" / "precious.txt").write_text("keep me")
     config = SyntheticConfig(num_classes=2, train_per_class=1, val_per_class=1, num_frames=4, size=32)
     with pytest.raises(FileExistsError, match="not a tats_env synthetic dataset"):
+        ensure_synthetic_dataset(tmp_path / "mine", config, progress=False)
+    (tmp_path / "mine" / "meta.json").write_text('{"generator": "someone else"}')
+    with pytest.raises(FileExistsError):
         ensure_synthetic_dataset(tmp_path / "mine", config, progress=False)
     assert (tmp_path / "mine" / "precious.txt").read_text() == "keep me"
 

@@ -33,6 +33,12 @@ class BadVideoError(RuntimeError):
     """A video (or its foreground file) cannot be used; the message says why."""
 
 
+def _describe(exc: BaseException) -> str:
+    """``Type: first line of the message`` (decord's messages span many lines), at most 200 chars."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else 'no message'}"
+
+
 class VideoClipDataset(Dataset):
     """Clips of labelled videos, shaped by a :class:`~tats_env.config.VideoSpec`.
 
@@ -187,7 +193,7 @@ class VideoClipDataset(Dataset):
             reader = decord.VideoReader(str(path), num_threads=1, ctx=decord.cpu(0))
             num_video_frames = len(reader)
         except Exception as exc:  # decord raises DECORDError/RuntimeError for unreadable files
-            raise BadVideoError(f"cannot open video ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            raise BadVideoError(f"cannot open video ({_describe(exc)})") from None
         try:
             clip_indices = self._indices(num_video_frames, rng)
         except TooShortError as exc:
@@ -198,7 +204,7 @@ class VideoClipDataset(Dataset):
         try:
             frames = torch.from_numpy(reader.get_batch(wanted.tolist()).asnumpy())
         except Exception as exc:
-            raise BadVideoError(f"decoding failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            raise BadVideoError(f"decoding failed ({_describe(exc)})") from None
         del reader
         fg = self._load_foreground(path, num_video_frames, tuple(frames.shape[1:3]), wanted)
 
@@ -239,7 +245,7 @@ class VideoClipDataset(Dataset):
             with np.load(fg_file) as archive:
                 fg = archive["fg"]
         except Exception as exc:
-            raise BadVideoError(f"unreadable foreground file {fg_file.name} ({type(exc).__name__}: {exc})") from None
+            raise BadVideoError(f"unreadable foreground file {fg_file.name} ({_describe(exc)})") from None
         expected = (num_video_frames, *frame_hw)
         if fg.shape != expected:
             raise BadVideoError(

@@ -29,6 +29,7 @@ _DIRECTIONS: dict[str, tuple[float, float]] = {
     "up_right": (1.0, -1.0), "down_left": (-1.0, 1.0), "up_left": (-1.0, -1.0), "down_right": (1.0, 1.0),
 }
 _JITTER = 2  # camera shake: at most this many pixels in x and y
+_RADIUS = (0.09, 0.15)  # object circumradius range as a fraction of the frame side, for every class
 
 
 def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -67,11 +68,13 @@ def _random_colour(rng: np.random.Generator, avoid: np.ndarray | None = None, mi
 class _Object:
     """Appearance of one object: shape, two colours and a texture in object coordinates."""
 
-    def __init__(self, rng: np.random.Generator, background: np.ndarray, rotating: bool) -> None:
+    def __init__(self, rng: np.random.Generator, background: np.ndarray) -> None:
         self.shape = SHAPES[int(rng.integers(len(SHAPES)))]
         self.texture = TEXTURES[int(rng.integers(len(TEXTURES)))]
-        if rotating and self.shape == "circle" and self.texture == "solid":
-            self.texture = "stripes"  # a plain disc would not show its rotation
+        if self.shape == "circle" and self.texture == "solid":
+            # A plain disc would not show rotation; excluded in every class so that its absence
+            # does not single out the rotation classes.
+            self.texture = "stripes"
         self.c1 = _random_colour(rng, background)
         self.c2 = _random_colour(rng, self.c1, 70.0)
         self.freq = rng.uniform(1.5, 3.0)
@@ -137,26 +140,26 @@ def _trajectories(motion: str, rng: np.random.Generator, tau: np.ndarray, size: 
     if motion.startswith("translate_"):
         d = np.array(_DIRECTIONS[motion[len("translate_"):]])
         d /= np.linalg.norm(d)
-        radius = size * rng.uniform(0.10, 0.16)
+        radius = size * rng.uniform(*_RADIUS)
         travel = size * rng.uniform(0.3, 0.5)
         c = centre(radius + abs(d[0]) * travel / 2, radius + abs(d[1]) * travel / 2)
         return [{"pos": c + np.outer(tau * travel, d), "angle": angle0 * const, "radius": radius * const}]
     if motion.startswith("rotate_"):
         sign = 1.0 if motion == "rotate_cw" else -1.0  # +angle is clockwise on screen (y points down)
         total = min(rng.uniform(0.6, 1.2) * np.pi, np.deg2rad(10.0) * (t - 1))
-        radius = size * rng.uniform(0.14, 0.22)
+        radius = size * rng.uniform(*_RADIUS)
         c = centre(radius, radius)
         return [{"pos": np.tile(c, (t, 1)), "angle": angle0 + sign * total * tau, "radius": radius * const}]
     if motion in ("grow", "shrink"):
         sign = 1.0 if motion == "grow" else -1.0
         factor = rng.uniform(1.8, 2.6)
-        r_mid = size * rng.uniform(0.09, 0.14)
+        r_mid = size * rng.uniform(*_RADIUS)
         radii = r_mid * factor ** (sign * tau)
         c = centre(radii.max(), radii.max())
         return [{"pos": np.tile(c, (t, 1)), "angle": angle0 * const, "radius": radii}]
     if motion in ("approach", "separate"):
         sign = -1.0 if motion == "approach" else 1.0
-        r1, r2 = size * rng.uniform(0.08, 0.12, 2)
+        r1, r2 = size * rng.uniform(*_RADIUS, 2)
         near = (r1 + r2) * rng.uniform(1.0, 1.3)
         far = near + size * rng.uniform(0.25, 0.4)
         dist = (near + far) / 2 + sign * (far - near) * tau
@@ -169,7 +172,7 @@ def _trajectories(motion: str, rng: np.random.Generator, tau: np.ndarray, size: 
         ]
     if motion in ("orbit_cw", "orbit_ccw"):
         sign = 1.0 if motion == "orbit_cw" else -1.0
-        radius = size * rng.uniform(0.08, 0.12)
+        radius = size * rng.uniform(*_RADIUS)
         orbit = size * rng.uniform(0.16, 0.26)
         sweep = min(rng.uniform(0.8, 1.4) * np.pi, np.deg2rad(20.0) * (t - 1))
         theta = rng.uniform(0, 2 * np.pi) + sign * sweep * tau
@@ -177,6 +180,19 @@ def _trajectories(motion: str, rng: np.random.Generator, tau: np.ndarray, size: 
         pos = c + orbit * np.stack([np.cos(theta), np.sin(theta)], axis=1)
         return [{"pos": pos, "angle": angle0 * const, "radius": radius * const}]
     raise ValueError(f"unknown motion {motion!r}; choose one of {MOTIONS}")
+
+
+def _still_trajectory(rng: np.random.Generator, size: int, num_frames: int) -> dict[str, np.ndarray]:
+    """A motionless object somewhere in the frame (the distractor of single-mover classes)."""
+    radius = size * rng.uniform(*_RADIUS)
+    spot = rng.uniform(radius, size - radius, 2)
+    ones = np.ones(num_frames)
+    return {"pos": np.tile(spot, (num_frames, 1)), "angle": rng.uniform(0, 2 * np.pi) * ones, "radius": radius * ones}
+
+
+def _column(values: np.ndarray) -> np.ndarray:
+    """Per-frame values ``(T,)`` as a float32 ``(T, 1, 1)`` column that broadcasts over pixels."""
+    return np.asarray(values, dtype=np.float32)[:, None, None]
 
 
 def render_clip(
@@ -194,14 +210,10 @@ def render_clip(
     side = size + 2 * _JITTER
     background = _background(rng, side).astype(np.float32)
     movers = _trajectories(motion, rng, tau, size)
-    rotating = motion.startswith("rotate_")
-    objects = [_Object(rng, background.mean(axis=(0, 1)), rotating) for _ in movers]
-    if len(movers) == 1:  # a still distractor keeps two objects in every clip
-        r = size * rng.uniform(0.08, 0.14)
-        spot = rng.uniform(r, size - r, 2)
-        still = {"pos": np.tile(spot, (num_frames, 1)), "angle": rng.uniform(0, 2 * np.pi) * np.ones(num_frames),
-                 "radius": r * np.ones(num_frames)}
-        distractor = _Object(rng, background.mean(axis=(0, 1)), False)
+    bg_mean = background.mean(axis=(0, 1))
+    layers = [(traj, _Object(rng, bg_mean), True) for traj in movers]
+    if len(layers) == 1:  # a still distractor, drawn behind the mover, keeps two objects in every clip
+        layers.insert(0, (_still_trajectory(rng, size, num_frames), _Object(rng, bg_mean), False))
     shake = np.clip(np.round(rng.normal(0.0, 0.7, (num_frames, 2))), -_JITTER, _JITTER).astype(np.int64)
 
     # Background: one crop of the oversized canvas per frame, shifted by the camera shake.
@@ -211,12 +223,10 @@ def render_clip(
     foreground = np.zeros((num_frames, size, size), dtype=bool)
 
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    layers = ([(still, distractor, False)] if len(movers) == 1 else []) + [(m, o, True) for m, o in zip(movers, objects)]
     for traj, obj, moving in layers:
         # Object coordinates per frame: undo the shake, the translation, the rotation and the scale.
-        col = lambda a: np.asarray(a, dtype=np.float32)[:, None, None]  # noqa: E731 (per-frame column)
-        cx, cy = col(traj["pos"][:, 0] - shake[:, 0]), col(traj["pos"][:, 1] - shake[:, 1])
-        cos, sin, rad = col(np.cos(traj["angle"])), col(np.sin(traj["angle"])), col(traj["radius"])
+        cx, cy = _column(traj["pos"][:, 0] - shake[:, 0]), _column(traj["pos"][:, 1] - shake[:, 1])
+        cos, sin, rad = _column(np.cos(traj["angle"])), _column(np.sin(traj["angle"])), _column(traj["radius"])
         dx, dy = xs[None] - cx, ys[None] - cy
         u = (dx * cos + dy * sin) / rad
         v = (-dx * sin + dy * cos) / rad

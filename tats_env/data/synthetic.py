@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from tats_env.data.listfile import foreground_path, read_list_file
 from tats_env.data.render import MOTIONS, render_clip
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever rendering or encoding changes, so cached datasets are regenerated."""
 _GENERATOR = "tats_env.data.synthetic"
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -66,7 +66,9 @@ class SyntheticConfig:
         if not 2 <= self.num_classes <= len(MOTIONS):
             raise ValueError(f"num_classes must be in [2, {len(MOTIONS)}], got {self.num_classes}")
         if self.train_per_class < 1 or self.val_per_class < 1:
-            raise ValueError(f"train_per_class and val_per_class must be >= 1, got {self.train_per_class}, {self.val_per_class}")
+            raise ValueError(
+                f"train_per_class and val_per_class must be >= 1, got {self.train_per_class}, {self.val_per_class}"
+            )
         if self.num_frames < 2:
             raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
         if self.size < 32 or self.size % 2:
@@ -228,6 +230,14 @@ def is_complete(root: str | os.PathLike[str], config: SyntheticConfig) -> bool:
     return True
 
 
+def _generated_here(root: Path) -> bool:
+    """Whether ``root`` has a ``meta.json`` written by this generator (any version or config)."""
+    try:
+        return json.loads((root / "meta.json").read_text()).get("generator") == _GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 @contextlib.contextmanager
 def _lock(root: Path) -> Iterator[None]:
     """An exclusive inter-process lock beside ``root`` (no-op where fcntl is unavailable)."""
@@ -272,7 +282,7 @@ def ensure_synthetic_dataset(
     with _lock(target):
         if not force and is_complete(target, config):  # another process finished meanwhile
             return target
-        if target.exists() and any(target.iterdir()) and not (target / "meta.json").is_file():
+        if target.exists() and any(target.iterdir()) and not _generated_here(target):
             raise FileExistsError(f"refusing to replace {target}: it is not empty and not a tats_env synthetic dataset")
         # Under the lock, leftover temporary folders belong to killed generations.
         for stale in target.parent.glob(f".{target.name}.tmp-*"):
@@ -317,7 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     start = time.perf_counter()
-    root = ensure_synthetic_dataset(args.out, config, force=args.force, num_workers=args.workers, progress=not args.quiet)
+    root = ensure_synthetic_dataset(
+        args.out, config, force=args.force, num_workers=args.workers, progress=not args.quiet
+    )
     seconds = time.perf_counter() - start
     print(f"{config.num_clips} clips ({config.num_classes} classes) in {root}: "
           f"{_folder_size(root) / 2**20:.1f} MiB, ready in {seconds:.1f} s")

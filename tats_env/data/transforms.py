@@ -146,7 +146,9 @@ def apply_crop(
     # (T, H, W, C) -> (T, C, H, W) is a channels-last view, which interpolate handles fast.
     frames = video[:, rows, cols, :].permute(0, 3, 1, 2).float()
     if (box.height, box.width) != (image_size, image_size):
-        frames = F.interpolate(frames, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+        frames = F.interpolate(
+            frames, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
+        )
     out_mask = None
     if mask is not None:
         out_mask = mask[:, rows, cols].to(torch.float32).unsqueeze(1)
@@ -242,13 +244,16 @@ class EvalTransform:
 
     def boxes(self, height: int, width: int) -> list[CropBox]:
         """The crop boxes for a ``height x width`` source frame."""
-        return eval_crop_boxes(height, width, self.image_size, short_side=self.short_side, spatial_views=self.spatial_views)
+        return eval_crop_boxes(
+            height, width, self.image_size, short_side=self.short_side, spatial_views=self.spatial_views
+        )
 
     def __call__(
         self, video: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         check_clip(video, mask)
-        views = [apply_crop(video, box, self.image_size, mask) for box in self.boxes(int(video.shape[1]), int(video.shape[2]))]
+        boxes = self.boxes(int(video.shape[1]), int(video.shape[2]))
+        views = [apply_crop(video, box, self.image_size, mask) for box in boxes]
         clips = [normalize(frames, self.mean, self.std) for frames, _ in views]
         masks = [m for _, m in views]
         if self.spatial_views == 1:

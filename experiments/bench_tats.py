@@ -1,0 +1,94 @@
+"""Cost of learning the masks: PPO+TATS co-training vs the plain MAE step with tube masking.
+
+    python experiments/bench_tats.py                                   # tiny, CPU
+    python experiments/bench_tats.py --preset base --num-envs 32 --device cuda
+
+Both candidates run the same env (same data, batch, MAE, device), built exactly as
+``train_ppo.py`` builds it: (1) plain: every step the env's MAE trains on VideoMAE tube masks;
+(2) PPO+TATS: ``PPO(TATSPolicy)`` collects rollouts (sampler forward + the same MAE step) and
+updates the sampler. Prints clips/s and peak memory of both and the ratios (target: >= 0.7x
+clips/s at <= 1.2x memory). On the CPU each candidate runs in its own process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from agents.training import TrainConfig, build_env, build_ppo, resolve_device
+from tats_env.benchmarking import StepStats, markdown_table, measure, run_isolated
+from tats_env.cli import parse_config
+from tats_env.mae.masking import tube_mask
+
+
+@dataclasses.dataclass
+class Args(TrainConfig):
+    """Benchmark PPO+TATS co-training against the plain tube-masked MAE step (train_ppo options apply)."""
+
+    rollouts: int = 5
+    """Timed PPO rollouts (each n_steps env steps); the plain candidate times the same number of env steps."""
+    warmup_rollouts: int = 1
+    """Untimed rollouts first."""
+
+
+def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
+    """The env stepped with tube masks."""
+    def build() -> Callable[[], None]:
+        env = build_env(args, device)
+        env.reset()
+        g = torch.Generator(device=device).manual_seed(args.seed)
+
+        def step() -> None:
+            assert env.core.batch is not None
+            mask = tube_mask(env.core.batch["video"], env.core.spec, args.mask_ratio, generator=g)
+            env.step(mask.cpu().numpy().astype(np.int8))
+        return step
+    return build
+
+
+def ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
+    """PPO + TATSPolicy on the same env; one call = one rollout + one policy update."""
+    def build() -> Callable[[], None]:
+        model = build_ppo(args, build_env(args, device), device)
+        rollout = args.n_steps * args.num_envs
+
+        def step() -> None:
+            model.learn(rollout, reset_num_timesteps=False)
+        return step
+    return build
+
+
+def run_candidate(name: str, args: Args) -> StepStats:
+    """Measure one candidate (module level so it can run in a spawned process)."""
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    if name == "plain MAE step (tube)":
+        steps = args.rollouts * args.n_steps
+        return measure(name, plain_builder(args, device), device, args.num_envs, steps, args.warmup_rollouts * args.n_steps)
+    rollout = args.n_steps * args.num_envs
+    return measure(name, ppo_builder(args, device), device, rollout, args.rollouts, args.warmup_rollouts)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run both candidates and print the table and ratios."""
+    args = parse_config(Args, argv)
+    device = resolve_device(args.device)
+    print(f"preset={args.preset} batch={args.num_envs} mask_ratio={args.mask_ratio} device={device} "
+          f"sampler dim={args.sampler_dim} depth={args.sampler_depth} PPO n_steps={args.n_steps} "
+          f"batch_size={args.batch_size} n_epochs={args.n_epochs}")
+    results = []
+    for name in ("plain MAE step (tube)", "PPO + TATS co-training"):
+        results.append(run_isolated(run_candidate, name, args) if device.type == "cpu" else run_candidate(name, args))
+    print(markdown_table([r.as_row() for r in results], ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]))
+    plain, tats = results
+    speed = tats.clips_per_s / plain.clips_per_s
+    memory = tats.peak_mem_mb / max(plain.peak_mem_mb, 1e-9)
+    print(f"PPO+TATS / plain: clips/s {speed:.2f}x (target >= 0.7x), peak memory {memory:.2f}x (target <= 1.2x)")
+    return {"speed_ratio": speed, "memory_ratio": memory}
+
+
+if __name__ == "__main__":
+    main()
