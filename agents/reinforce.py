@@ -33,7 +33,7 @@ from agents.tats_network import init_sampler_weights
 from tats_env.env.spaces import KOfNMask
 from tats_env.mae.layers import Block, sincos_position_table
 
-__all__ = ["ReinforceConfig", "TokenScoreNet", "Reinforce", "reinforce_loss"]
+__all__ = ["ReinforceConfig", "TokenScoreNet", "Reinforce", "reinforce_loss", "init_sb3_callback"]
 
 BaselineKind = Literal["ema", "value", "none"]
 
@@ -99,6 +99,21 @@ def reinforce_loss(log_prob: Tensor, rewards: Tensor, baseline: Tensor | float,
     if normalize_advantage and advantage.numel() > 1:
         advantage = advantage / (advantage.std() + 1e-8)
     return -(advantage * log_prob).mean(), advantage
+
+
+def init_sb3_callback(agent: Any, callback: BaseCallback | list[BaseCallback] | None,
+                      progress_bar: bool = False) -> BaseCallback:
+    """Combine ``callback`` (one, a list, or None) into a ``CallbackList`` bound to ``agent``.
+
+    ``agent`` duck-types an SB3 ``BaseAlgorithm`` for callbacks: ``num_timesteps``, ``logger``,
+    ``get_env()``; ``learn`` must pass ``total_timesteps`` in its locals for the progress bar.
+    """
+    callbacks = callback if isinstance(callback, list) else ([callback] if callback is not None else [])
+    if progress_bar:
+        callbacks = [*callbacks, ProgressBarCallback()]
+    combined = CallbackList(callbacks)
+    combined.init_callback(agent)
+    return combined
 
 
 class Reinforce:
@@ -238,14 +253,6 @@ class Reinforce:
         self.n_updates += 1
         return stats
 
-    def _init_callback(self, callback: BaseCallback | list[BaseCallback] | None, progress_bar: bool) -> BaseCallback:
-        callbacks = callback if isinstance(callback, list) else ([callback] if callback is not None else [])
-        if progress_bar:
-            callbacks = [*callbacks, ProgressBarCallback()]
-        combined = CallbackList(callbacks)
-        combined.init_callback(self)  # type: ignore[arg-type]  # duck-types BaseAlgorithm
-        return combined
-
     def learn(self, total_clips: int, callback: BaseCallback | list[BaseCallback] | None = None,
               reset_num_timesteps: bool = True, progress_bar: bool = False) -> "Reinforce":
         """Sample masks, step the env, update the sampler once per env step until ``total_clips`` clips.
@@ -258,7 +265,7 @@ class Reinforce:
         if reset_num_timesteps:
             self.num_timesteps = 0
         total_timesteps = total_clips + (0 if reset_num_timesteps else self.num_timesteps)
-        cb = self._init_callback(callback, progress_bar)
+        cb = init_sb3_callback(self, callback, progress_bar)
         self._last_obs = self.env.reset()
         cb.on_training_start(locals(), globals())
         while self.num_timesteps < total_timesteps:

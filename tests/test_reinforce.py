@@ -96,7 +96,7 @@ def test_gradient_estimator_matches_exact_policy_gradient(baseline):
 
 @pytest.mark.parametrize("baseline,k", [("ema", 4), ("value", 12)])
 def test_reaches_near_oracle_reward_on_a_token_bandit(baseline, k):
-    n, d = 16, 4
+    n, d = 16, 16
     env = bandit_env(n, d, k, seed=3)
     agent = Reinforce(env, learning_rate=3e-3, baseline=baseline, policy_kwargs={"dim": 32}, seed=3)
 
@@ -110,11 +110,12 @@ def test_reaches_near_oracle_reward_on_a_token_bandit(baseline, k):
         return float(np.mean(gains))
 
     before = score()
-    agent.learn(8 * 300)
+    agent.learn(8 * 500)
     after = score()
-    assert agent.n_updates == 300 and agent.num_timesteps == 2400
+    assert agent.n_updates == 500 and agent.num_timesteps == 4000
     assert abs(before) < 0.2  # an untrained sampler is about as good as random masks
-    assert after > 0.85, f"normalised reward {after:.2f} (0 = random masks, 1 = oracle)"
+    # Sampled (not top-K) masks, so this also needs the policy to have become confident.
+    assert after > 0.8, f"normalised reward {after:.2f} (0 = random masks, 1 = oracle)"
 
 
 class StopAfter(BaseCallback):

@@ -1,7 +1,8 @@
-"""An endless, seedable stream of clip batches for the environment."""
+"""An endless, seedable stream of clip batches for the environment, prefetched in the background."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterator
 
 import torch
@@ -16,9 +17,16 @@ class ClipStream:
     Seeding (:meth:`seed`) restarts the shuffle and the augmentation generator, so the same
     seed yields the same clips. A dataset smaller than the batch is sampled with replacement.
     ``skipped`` counts the bad videos the dataset stepped over so far (from every worker).
+
+    With ``prefetch=True`` the next batch is loaded by one background thread while the caller
+    trains on the current one (decord and torch release the GIL), so decoding overlaps the MAE
+    step even with ``num_workers=0``. Batches are still produced strictly in order, so
+    prefetching changes no result.
     """
 
-    def __init__(self, dataset: VideoClipDataset, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, dataset: VideoClipDataset, batch_size: int, num_workers: int = 0, seed: int = 0, prefetch: bool = True
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.dataset = dataset
@@ -27,10 +35,14 @@ class ClipStream:
         self.skipped = 0
         self.epoch = 0
         self._iterator: Iterator[dict[str, Any]] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="clip-prefetch") if prefetch else None
+        self._pending: Future[dict[str, Any]] | None = None
+        self.loader: Any = None
         self.seed(seed)
 
     def seed(self, seed: int) -> None:
         """Restart the stream from ``seed`` (shuffle order and augmentations)."""
+        self._drop_pending()
         self._seed = int(seed)
         self.dataset.reseed(self._seed)
         sampler = None
@@ -47,20 +59,41 @@ class ClipStream:
         """The next batch: ``video`` ``(B, C, T, H, W)``, ``label``, optional ``foreground``, ..."""
         if self.loader is None:
             raise RuntimeError("this clip stream was closed")
+        if self._pending is not None:
+            batch = self._pending.result()
+            self._pending = None
+        else:
+            batch = self._load()
+        if self._executor is not None:
+            self._pending = self._executor.submit(self._load)
+        self.skipped += int(batch.get("skipped", 0))
+        return batch
+
+    def _load(self) -> dict[str, Any]:
         for _ in range(2):
             if self._iterator is None:
                 self._iterator = iter(self.loader)
             try:
-                batch = next(self._iterator)
+                return next(self._iterator)
             except StopIteration:
                 self._iterator = None
                 self.epoch += 1
-                continue
-            self.skipped += int(batch.get("skipped", 0))
-            return batch
         raise RuntimeError(f"the dataset yields no batch of {self.batch_size} clips (it has {len(self.dataset)} videos)")
 
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            try:
+                self._pending.result()
+            except Exception:  # noqa: BLE001 - a discarded prefetch may fail; the next load reports it
+                pass
+            self._pending = None
+
     def close(self) -> None:
-        """Stop the worker processes (dropping the iterators shuts persistent workers down)."""
+        """Stop the prefetch thread and the worker processes."""
+        self._drop_pending()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self._iterator = None
-        self.loader = None  # type: ignore[assignment]
+        self.loader = None

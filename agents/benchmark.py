@@ -1,0 +1,370 @@
+"""Benchmark samplers on the masking env: which one gives the best encoder for the same budget?
+
+A *cell* is one method at one mask ratio and one seed. Every cell pre-trains a fresh MAE from
+the same initialisation (per seed) on the same clip stream for exactly ``total_clips`` clips
+(``total_clips / num_envs`` MAE updates). Learned samplers first spend ``warmup_clips`` of
+that budget with random masks (as ``train_ppo.py`` does); fixed maskers use their own masks
+throughout. Then it measures
+
+* the reconstruction loss on held-out (val) clips under ONE common random mask (eval mode),
+* linear-probe and fine-tune top-1 of the exported encoder (:func:`tats_env.finetune.finetune`,
+  fixed small budget),
+* motion precision of the masks (share of masked tokens on moving foreground) next to the
+  foreground share (what random masks score),
+* pre-training wall time, clips/s and the peak resident memory of the cell's own process.
+
+Each cell runs in a fresh spawned process (:func:`tats_env.benchmarking.run_isolated`) and
+writes ``cells/<cell>.json`` atomically when it finishes; a re-run skips finished cells.
+:mod:`agents.benchmark_report` turns the cell files into ``results.csv``, ``results.md`` and plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from stable_baselines3.common.utils import set_random_seed
+
+from agents.benchmark_eval import CellStatsCallback, HeldOutClips
+from agents.benchmark_methods import METHODS, build_agent, load_hyperparams
+from tats_env.benchmarking import run_isolated
+from tats_env.config import MAEConfig, get_preset
+from tats_env.env import EngineConfig, RewardConfig, make_vec_env
+from tats_env.export import export_encoder
+from tats_env.finetune import FinetuneConfig, finetune
+
+__all__ = ["BenchmarkConfig", "Cell", "QUICK", "apply_quick", "list_cells", "run_cell", "run_benchmark"]
+
+ALL_METHODS: tuple[str, ...] = ("ppo_tats", "a2c_tats", "reinforce", "sac_topk", "random", "tube", "running_cell",
+                                "motion_energy")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Benchmark RL samplers and fixed maskers on the masking env at an equal pre-training budget."""
+
+    data: str = "synthetic"
+    """Videos: "synthetic", a folder with train.txt/val.txt, or a list file (needs a val split)."""
+    preset: str = "tiny"
+    """MAE size preset: tiny (CPU), small, base, large."""
+    mae_overrides: tuple[str, ...] = ()
+    """get_preset overrides as key=value (e.g. num_frames=8 image_size=32 depth=2)."""
+    out: Path = Path("runs/benchmark")
+    """Output folder: cells/ (one JSON per finished cell), results.csv, results.md, PNG plots."""
+    methods: tuple[str, ...] = ALL_METHODS
+    """Methods to run: ppo_tats, a2c_tats, reinforce, sac_topk, random, tube, running_cell, motion_energy."""
+    sweep_methods: tuple[str, ...] = ("ppo_tats", "tube", "random")
+    """Methods run at every ratio of --ratios; the others run at --main-ratio only."""
+    ratios: tuple[float, ...] = (0.75, 0.9, 0.95)
+    """Mask ratios of the sweep."""
+    main_ratio: float = 0.9
+    """Mask ratio of the methods outside --sweep-methods."""
+    seeds: tuple[int, ...] = (0, 1)
+    """Seeds: MAE and sampler initialisation, clip order, masks. Every method sees the same ones."""
+    total_clips: int = 1024
+    """Pre-training budget per cell in clips (a multiple of num_envs): total_clips / num_envs MAE updates."""
+    warmup_clips: int = 128
+    """Clips of the budget learned samplers spend with random masks first (0 disables)."""
+    num_envs: int = 8
+    """Clips per env step, i.e. per MAE update."""
+    mae_lr: float = 1e-3
+    """Peak MAE learning rate (cosine to the end of the budget after mae_warmup_updates)."""
+    mae_warmup_updates: int = 50
+    """Linear warm-up of the MAE learning rate, in updates."""
+    reward_mode: Literal["adversarial", "cooperative"] = "adversarial"
+    """Reward of the RL samplers: adversarial = masked-token error, cooperative = its negative."""
+    normalize_reward: bool = True
+    """Standardise rewards with running statistics."""
+    algos_dir: Path | None = None
+    """Folder of the per-algorithm YAML hyperparameters (default: experiments/configs/algos)."""
+    eval_mask_ratio: float = 0.9
+    """Ratio of the common random mask used for the held-out reconstruction loss of every cell."""
+    eval_seed: int = 1234
+    """Seed of the common held-out mask."""
+    eval_clips: int = 96
+    """Held-out (val) clips for the final reconstruction loss (0 = the whole val split)."""
+    curve_points: int = 8
+    """Held-out evaluations during pre-training (learning curves)."""
+    curve_clips: int = 32
+    """Held-out clips per learning-curve point."""
+    probe_epochs: int = 3
+    """Linear-probe epochs (frozen encoder, fc_norm + head trained)."""
+    probe_lr: float = 1e-2
+    """Linear-probe learning rate."""
+    finetune_epochs: int = 2
+    """Full fine-tuning epochs."""
+    finetune_lr: float = 1e-3
+    """Fine-tuning peak learning rate (layer decay 0.75, cosine, warm-up over the first tenth)."""
+    downstream_batch_size: int = 8
+    """Videos per step for probe and fine-tune."""
+    downstream_max_steps: int | None = None
+    """Cap on steps per probe / fine-tune epoch (None: whole train split)."""
+    eval_views: tuple[int, ...] = (1, 1)
+    """Temporal and spatial views per val video for top-1."""
+    device: str = "cpu"
+    """Torch device of every cell."""
+    threads: int = 1
+    """Torch CPU threads per cell process."""
+    jobs: int = 1
+    """Cells run in parallel (each in its own process with --threads threads)."""
+    keep_encoders: bool = True
+    """Keep each cell's exported encoder (cells/<cell>/encoder)."""
+    progress: bool = False
+    """Show SB3 progress bars inside the cells."""
+    quick: bool = False
+    """CI smoke run: tiny budget and MAE, ppo_tats/reinforce/random at the main ratio, one seed."""
+
+
+# What --quick changes (fields still at their defaults only; explicit choices are kept).
+QUICK: dict[str, Any] = {
+    "methods": ("ppo_tats", "reinforce", "random"), "seeds": (0,), "ratios": (0.9,),
+    "mae_overrides": ("num_frames=8", "image_size=32", "embed_dim=32", "depth=1", "num_heads=2",
+                      "decoder_embed_dim=16", "decoder_depth=1", "decoder_num_heads=2"),
+    "total_clips": 16, "warmup_clips": 8, "num_envs": 4, "mae_warmup_updates": 1, "eval_clips": 8,
+    "curve_points": 2, "curve_clips": 4, "probe_epochs": 1, "finetune_epochs": 1, "downstream_batch_size": 4,
+    "downstream_max_steps": 2,
+}
+
+# Fields that change a cell's result; a finished cell is reused only if they are unchanged.
+_RESULT_FIELDS = ("data", "preset", "mae_overrides", "total_clips", "warmup_clips", "num_envs", "mae_lr",
+                  "mae_warmup_updates", "reward_mode", "normalize_reward", "eval_mask_ratio", "eval_seed",
+                  "eval_clips", "probe_epochs", "probe_lr", "finetune_epochs", "finetune_lr",
+                  "downstream_batch_size", "downstream_max_steps", "eval_views", "device")
+
+
+def apply_quick(cfg: BenchmarkConfig) -> BenchmarkConfig:
+    """``cfg`` with the :data:`QUICK` settings for every field left at its default."""
+    if not cfg.quick:
+        return cfg
+    defaults = BenchmarkConfig()
+    changes = {k: v for k, v in QUICK.items() if getattr(cfg, k) == getattr(defaults, k)}
+    return dataclasses.replace(cfg, **changes)
+
+
+def mae_config(cfg: BenchmarkConfig) -> MAEConfig:
+    """The preset with the ``key=value`` overrides (values parsed as YAML scalars)."""
+    overrides: dict[str, Any] = {}
+    for item in cfg.mae_overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--mae-overrides takes key=value items, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return get_preset(cfg.preset, **overrides)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One method at one mask ratio and one seed."""
+
+    method: str
+    mask_ratio: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """File-name-safe identifier, e.g. ``ppo_tats_r0.9_s0``."""
+        return f"{self.method}_r{self.mask_ratio:g}_s{self.seed}"
+
+
+def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
+    """The selected cells, seed by seed (a partial run has every method for the first seeds)."""
+    unknown = sorted(set(cfg.methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+    if not cfg.methods or not cfg.seeds or not cfg.ratios:
+        raise ValueError("select at least one method, seed and ratio")
+    cells = []
+    for seed in cfg.seeds:
+        for method in cfg.methods:
+            ratios = cfg.ratios if method in cfg.sweep_methods else (cfg.main_ratio,)
+            cells += [Cell(method, float(ratio), int(seed)) for ratio in ratios]
+    return cells
+
+
+def settings(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
+    """JSON-ready fields that determine a cell's result, plus the method's raw hyperparameters."""
+    values = {k: getattr(cfg, k) for k in _RESULT_FIELDS}
+    values = json.loads(json.dumps(values, default=str))
+    values["hyperparams"] = load_hyperparams(method, cfg.algos_dir)[0]
+    return values
+
+
+def _check_budget(cfg: BenchmarkConfig) -> None:
+    if cfg.total_clips < cfg.num_envs or cfg.total_clips % cfg.num_envs:
+        raise ValueError(f"total_clips={cfg.total_clips} must be a positive multiple of num_envs={cfg.num_envs}")
+    if cfg.warmup_clips % cfg.num_envs or not 0 <= cfg.warmup_clips < cfg.total_clips:
+        raise ValueError(f"warmup_clips={cfg.warmup_clips} must be a multiple of num_envs={cfg.num_envs} "
+                         f"below total_clips={cfg.total_clips}")
+    if len(cfg.eval_views) != 2:
+        raise ValueError(f"eval_views takes two numbers (temporal, spatial), got {cfg.eval_views}")
+
+
+def downstream_config(cfg: BenchmarkConfig, encoder: Path, out: Path, seed: int, probe: bool) -> FinetuneConfig:
+    """The fixed small probe / fine-tune recipe every cell's encoder gets (no Mixup: budgets are short)."""
+    epochs = cfg.probe_epochs if probe else cfg.finetune_epochs
+    return FinetuneConfig(
+        encoder=str(encoder), data=cfg.data, out=out, linear_probe=probe, epochs=epochs,
+        batch_size=cfg.downstream_batch_size, lr=cfg.probe_lr if probe else cfg.finetune_lr,
+        warmup_epochs=0.0 if probe else 0.1 * epochs, drop_path=0.0 if probe else 0.1,
+        smoothing=0.0 if probe else 0.1, mixup=0.0, cutmix=0.0, temporal_views=cfg.eval_views[0],
+        spatial_views=cfg.eval_views[1], max_steps_per_epoch=cfg.downstream_max_steps, device=cfg.device,
+        seed=seed, progress=False, save_classifier=False,
+    )
+
+
+def _peak_rss_mb() -> float:
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2  # ru_maxrss: KiB on Linux, bytes on macOS
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Pre-train, evaluate and fine-tune one cell in this process; returns its record (metrics + curves)."""
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    spec_method = METHODS[cell.method]
+    _, hyperparams = load_hyperparams(cell.method, cfg.algos_dir)
+    cell_dir = Path(cfg.out) / "cells" / cell.name
+    device = torch.device(cfg.device)
+    set_random_seed(cell.seed)  # the MAE's initialisation depends on the seed only
+    engine = EngineConfig(lr=cfg.mae_lr, warmup_updates=cfg.mae_warmup_updates,
+                          total_updates=cfg.total_clips // cfg.num_envs)
+    env = make_vec_env(data=cfg.data, mae_config=mae_config(cfg), mask_ratio=cell.mask_ratio, num_envs=cfg.num_envs,
+                       device=device, engine_config=engine, obs_dtype="float16", seed=cell.seed,
+                       reward=RewardConfig(mode=cfg.reward_mode, normalize=cfg.normalize_reward))
+    try:
+        heldout = HeldOutClips(cfg.data, env.core.spec, cfg.eval_clips, cfg.eval_mask_ratio, cfg.eval_seed)
+        warmup = cfg.warmup_clips
+        stats = CellStatsCallback(env.engine, heldout, cfg.total_clips, warmup, cfg.curve_points, cfg.curve_clips)
+        pretrain_start = time.perf_counter()
+        # Build the agent before the warm-up: SB3 seeds the env's clip stream at construction, and
+        # the warm-up's reset consumes that seed, so every cell sees the same clips in the same order.
+        agent = build_agent(cell.method, env, hyperparams, cell.seed, device)
+        first = build_agent("random", env, {}, cell.seed, device) if spec_method.learned else agent
+        if warmup:
+            first.learn(warmup, callback=stats)
+        agent.learn(cfg.total_clips - warmup, callback=stats, progress_bar=cfg.progress)
+        pretrain_s = time.perf_counter() - pretrain_start
+        peak_rss = _peak_rss_mb()
+        expected = cfg.total_clips // cfg.num_envs
+        if env.engine.num_updates != expected or stats.clips != cfg.total_clips:
+            raise RuntimeError(f"{cell.name}: {env.engine.num_updates} MAE updates / {stats.clips} clips, "
+                               f"expected {expected} / {cfg.total_clips}")
+        val_loss = heldout.loss(env.engine)
+        encoder = export_encoder(env.engine.model, cell_dir / "encoder", format="native", overwrite=True)
+        probe = finetune(downstream_config(cfg, encoder, cell_dir / "probe", cell.seed, probe=True))
+        tuned = finetune(downstream_config(cfg, encoder, cell_dir / "finetune", cell.seed, probe=False))
+        sampler = getattr(agent, "policy", None)
+        metrics = {
+            "method": cell.method, "mask_ratio": cell.mask_ratio, "seed": cell.seed,
+            "clips": stats.clips, "mae_updates": env.engine.num_updates, "warmup_clips": warmup if spec_method.learned else 0,
+            "val_recon_loss": val_loss, **stats.summary(),
+            "probe_top1": probe["top1"], "finetune_top1": tuned["top1"],
+            "pretrain_s": pretrain_s, "clips_per_s": stats.clips / pretrain_s, "peak_rss_mb": peak_rss,
+            "sampler_params": sum(p.numel() for p in sampler.parameters()) if isinstance(sampler, torch.nn.Module) else 0,
+        }
+        metrics["wall_s"] = time.perf_counter() - start
+    finally:
+        env.close()
+    if not cfg.keep_encoders:
+        shutil.rmtree(cell_dir / "encoder", ignore_errors=True)
+    return {"cell": dataclasses.asdict(cell), "settings": settings(cfg, cell.method), "metrics": metrics,
+            "curves": {"train": stats.train_curve, "heldout": stats.heldout_curve},
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def write_json_atomic(data: dict[str, Any], path: Path) -> Path:
+    """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def cell_path(out: Path, cell: Cell) -> Path:
+    """Completion marker and record of a cell."""
+    return Path(out) / "cells" / f"{cell.name}.json"
+
+
+def _finished(cfg: BenchmarkConfig, cell: Cell) -> bool:
+    """True when the cell's JSON exists; raises if it was computed with different settings."""
+    path = cell_path(cfg.out, cell)
+    if not path.is_file():
+        return False
+    saved = json.loads(path.read_text()).get("settings", {})
+    now = settings(cfg, cell.method)
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        raise ValueError(f"{path} was computed with different settings ({', '.join(changed)}); "
+                         f"use another --out, or delete the file to recompute the cell")
+    return True
+
+
+def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:
+    """Run a cell in its own process and store it; returns an error message instead of raising."""
+    error_file = Path(cfg.out) / "cells" / f"{cell.name}.error.txt"
+    try:
+        record = run_isolated(run_cell, cell, cfg)  # type: ignore[arg-type]  # returns the record dict
+    except Exception as exc:  # noqa: BLE001 - one failed cell must not stop the matrix
+        message = f"{type(exc).__name__}: {exc}"
+        error_file.parent.mkdir(parents=True, exist_ok=True)
+        error_file.write_text(message + "\n" + traceback.format_exc())
+        print(f"[benchmark] {cell.name} FAILED: {message}", file=log, flush=True)
+        return message
+    error_file.unlink(missing_ok=True)
+    write_json_atomic(record, cell_path(cfg.out, cell))
+    m = record["metrics"]
+    print(f"[benchmark] {cell.name}: held-out loss {m['val_recon_loss']:.4f}, probe {100 * m['probe_top1']:.1f}%, "
+          f"fine-tune {100 * m['finetune_top1']:.1f}%, {m['clips_per_s']:.1f} clips/s, {m['wall_s']:.0f} s",
+          file=log, flush=True)
+    return None
+
+
+@dataclass
+class BenchmarkResult:
+    """What :func:`run_benchmark` did and wrote."""
+
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def run_benchmark(cfg: BenchmarkConfig, log: Any = sys.stdout) -> BenchmarkResult:
+    """Run every unfinished selected cell (``cfg.jobs`` at a time), then write the report over all finished cells."""
+    from agents.benchmark_report import write_report
+
+    cfg = apply_quick(cfg)
+    _check_budget(cfg)
+    mae_config(cfg)  # fail early on bad overrides
+    cells = list_cells(cfg)
+    result = BenchmarkResult()
+    todo: list[Cell] = []
+    for cell in cells:
+        if _finished(cfg, cell):
+            result.skipped.append(cell.name)
+        else:
+            todo.append(cell)
+    print(f"[benchmark] {len(cells)} cells: {len(result.skipped)} finished, {len(todo)} to run "
+          f"({cfg.jobs} at a time) -> {cfg.out}", file=log, flush=True)
+    with ThreadPoolExecutor(max_workers=max(1, cfg.jobs)) as pool:
+        errors = list(pool.map(lambda c: _run_one(cfg, c, log), todo))
+    for cell, error in zip(todo, errors):
+        if error is None:
+            result.ran.append(cell.name)
+        else:
+            result.failed[cell.name] = error
+    result.outputs = write_report(cfg.out)
+    return result

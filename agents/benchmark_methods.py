@@ -1,0 +1,228 @@
+"""The samplers the benchmark compares: RL algorithms (from YAML hyperparameters) and fixed maskers.
+
+Every method is built into an object with ``learn(total_clips, callback=...)`` that accepts
+stable-baselines3 callbacks: SB3's PPO / A2C (with :class:`agents.TATSPolicy`) and SAC (through
+:class:`tats_env.TopKScoreAction`), :class:`agents.reinforce.Reinforce`, and
+:class:`FixedMaskerAgent`, which trains the env's MAE with a fixed masker's masks.
+
+Hyperparameters live in YAML files in the style of rl-baselines3-zoo, one per RL method
+(``<algos_dir>/<method>.yaml``), keyed by the env id::
+
+    TATS/VideoMasking-v0:
+      policy: agents:TATSPolicy      # "module:attribute" strings are imported
+      learning_rate: 3.0e-4
+      policy_kwargs:
+        tats_config: {dim: 64, num_heads: 2}
+
+Keys are constructor keyword arguments of the algorithm. The env, the seed, the device and the
+budget (clips, envs) are set by the benchmark, identically for every method, so YAML files may
+not set them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+from gymnasium import spaces
+from stable_baselines3 import A2C, PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import Tensor, nn
+
+from agents.reinforce import Reinforce, init_sb3_callback
+from agents.tats_network import TATSConfig
+from tats_env import ENV_ID, TopKScoreAction
+from tats_env.env import VideoMaskingVecEnv
+from tats_env.mae.masking import MASKERS, get_masker
+
+__all__ = [
+    "MethodSpec", "METHODS", "FixedMaskerAgent", "TokenProjection", "default_algos_dir", "load_hyperparams",
+    "build_agent",
+]
+
+MethodKind = Literal["sb3", "reinforce", "masker"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One benchmarked sampler."""
+
+    name: str
+    """Method name used on the command line and in the tables."""
+    kind: MethodKind
+    """``sb3`` (an SB3 algorithm), ``reinforce`` (:class:`Reinforce`) or ``masker`` (a fixed masker)."""
+    description: str
+    """One line for the report."""
+    algo: type | None = None
+    """SB3 algorithm class (``sb3`` methods only)."""
+    score_actions: bool = False
+    """Drive the env through :class:`tats_env.TopKScoreAction` (continuous-action algorithms)."""
+
+    @property
+    def learned(self) -> bool:
+        """True for RL samplers (they start after the random-mask warm-up)."""
+        return self.kind != "masker"
+
+
+METHODS: dict[str, MethodSpec] = {
+    "ppo_tats": MethodSpec("ppo_tats", "sb3", "PPO + TATSPolicy (trajectory attention, exact K-of-N)", PPO),
+    "a2c_tats": MethodSpec("a2c_tats", "sb3", "A2C + TATSPolicy", A2C),
+    "reinforce": MethodSpec("reinforce", "reinforce", "AdaMAE-style REINFORCE (1 transformer block, exact K-of-N)"),
+    "sac_topk": MethodSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreAction)", SAC,
+                           score_actions=True),
+    **{name: MethodSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking") for name in MASKERS},
+}
+
+# Set by the benchmark for every method alike; a YAML file must not change them.
+_RESERVED_KEYS = {"env", "seed", "device", "n_timesteps", "n_envs", "total_timesteps", "verbose"}
+
+
+def default_algos_dir() -> Path:
+    """``experiments/configs/algos`` of this checkout (the package is installed in editable mode)."""
+    return Path(__file__).resolve().parents[1] / "experiments" / "configs" / "algos"
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {path!r} ('module:attribute'): {exc}") from None
+
+
+def _resolve(value: Any) -> Any:
+    """Import ``"module:attribute"`` strings, recursively through lists and dicts."""
+    if isinstance(value, str) and ":" in value and " " not in value:
+        return _import(value)
+    if isinstance(value, dict):
+        return {k: _resolve(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v) for v in value]
+    return value
+
+
+def load_hyperparams(method: str, algos_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(raw, resolved)`` constructor kwargs of an RL method from ``<algos_dir>/<method>.yaml``.
+
+    ``raw`` is the YAML mapping as written (JSON-ready, for fingerprints); ``resolved`` has the
+    ``"module:attribute"`` strings imported. Fixed maskers have no hyperparameters (``{}, {}``).
+    """
+    spec = METHODS.get(method)
+    if spec is None:
+        raise KeyError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    if not spec.learned:
+        return {}, {}
+    folder = Path(algos_dir) if algos_dir is not None else default_algos_dir()
+    path = folder / f"{method}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no hyperparameters for {method!r}: {path} is missing (set --algos-dir)")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict) or ENV_ID not in loaded or not isinstance(loaded[ENV_ID], dict):
+        raise ValueError(f"{path}: expected a mapping under the env id {ENV_ID!r} (rl-baselines3-zoo style)")
+    raw = dict(loaded[ENV_ID])
+    reserved = sorted(_RESERVED_KEYS & set(raw))
+    if reserved:
+        raise ValueError(f"{path}: {reserved} are set by the benchmark (same for every method); remove them")
+    return raw, _resolve(raw)
+
+
+class TokenProjection(BaseFeaturesExtractor):
+    """Small token-wise features for MLP policies: per-token LayerNorm + Linear(D, dim) + GELU, flattened.
+
+    ``(B, N, D)`` -> ``(B, N * dim)``; at ``dim=4`` the tiny preset's 512 x 192 observation becomes
+    2048 features instead of 98304, so SAC's actor and critics stay small.
+    """
+
+    def __init__(self, observation_space: spaces.Box, dim: int = 4) -> None:
+        if observation_space.shape is None or len(observation_space.shape) != 2:
+            raise ValueError(f"TokenProjection expects token observations (N, D), got {observation_space.shape}")
+        n, d = observation_space.shape
+        super().__init__(observation_space, features_dim=int(n) * dim)
+        self.net = nn.Sequential(nn.LayerNorm(int(d)), nn.Linear(int(d), dim), nn.GELU())
+
+    def forward(self, observations: Tensor) -> Tensor:
+        """Token embeddings ``(B, N, D)`` -> flat features ``(B, N * dim)``."""
+        return self.net(observations.float()).flatten(1)
+
+
+class FixedMaskerAgent:
+    """Trains the env's MAE with a fixed masker (random, tube, running_cell, motion_energy).
+
+    Mirrors :func:`agents.training.warm_up_mae` with the ``learn(total_clips, callback=...)``
+    interface of an SB3 algorithm, so the benchmark records every method with the same callbacks.
+    """
+
+    def __init__(self, env: VideoMaskingVecEnv, masker: str, seed: int | None = None) -> None:
+        self.env = env
+        self.core = env.core
+        self.masker_name = masker
+        self.masker = get_masker(masker)
+        self.generator = torch.Generator(device=self.core.device)
+        if seed is not None:
+            self.generator.manual_seed(seed)
+            env.seed(seed)
+        self.num_timesteps = 0
+        self.logger = Logger(folder=None, output_formats=[])
+
+    def get_env(self) -> VideoMaskingVecEnv:
+        """The training env (what SB3 callbacks read as ``training_env``)."""
+        return self.env
+
+    def _masks(self) -> np.ndarray:
+        assert self.core.batch is not None
+        mask = self.masker(self.core.batch["video"], self.core.spec, self.core.config.mask_ratio, generator=self.generator)
+        return mask.cpu().numpy().astype(np.int8)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """Masks of the env's current clips (the masker reads pixels, not the observation)."""
+        return self._masks(), None
+
+    def learn(self, total_clips: int, callback: BaseCallback | list[BaseCallback] | None = None,
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "FixedMaskerAgent":
+        """Reset the env, then step it with the masker's masks for ``total_clips`` clips."""
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        total_timesteps = total_clips + (0 if reset_num_timesteps else self.num_timesteps)
+        cb = init_sb3_callback(self, callback, progress_bar)
+        self.env.reset()
+        cb.on_training_start(locals(), globals())
+        while self.num_timesteps < total_timesteps:
+            cb.on_rollout_start()
+            new_obs, rewards, dones, infos = self.env.step(self._masks())
+            self.num_timesteps += self.env.num_envs
+            cb.update_locals(locals())
+            if not cb.on_step():
+                break
+            cb.on_rollout_end()
+        cb.on_training_end()
+        return self
+
+
+def build_agent(method: str, env: VideoMaskingVecEnv, hyperparams: dict[str, Any], seed: int,
+                device: str | torch.device) -> Any:
+    """The agent of ``method`` on ``env`` with resolved ``hyperparams`` (see :func:`load_hyperparams`)."""
+    spec = METHODS[method]
+    if spec.kind == "masker":
+        return FixedMaskerAgent(env, method, seed)
+    if spec.kind == "reinforce":
+        return Reinforce(env, seed=seed, device=device, **hyperparams)
+    assert spec.algo is not None
+    kwargs = dict(hyperparams)
+    policy = kwargs.pop("policy", None)
+    if policy is None:
+        raise ValueError(f"{method}: the YAML hyperparameters need a 'policy' (e.g. agents:TATSPolicy or MlpPolicy)")
+    policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+    if isinstance(policy_kwargs.get("tats_config"), dict):
+        policy_kwargs["tats_config"] = TATSConfig(**policy_kwargs["tats_config"])
+    if isinstance(policy, type) and policy.__name__ == "TATSPolicy":
+        policy_kwargs.setdefault("grid", env.core.spec.grid)
+    target_env = TopKScoreAction(env) if spec.score_actions else env
+    return spec.algo(policy, target_env, seed=seed, device=device, policy_kwargs=policy_kwargs, **kwargs)

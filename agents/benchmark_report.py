@@ -1,0 +1,214 @@
+"""Tables and plots of a sampler benchmark, from the per-cell JSON records in ``<out>/cells``.
+
+``results.csv`` has one row per cell (method, mask ratio, seed); ``results.md`` aggregates the
+seeds (mean ± sample standard deviation) per method and ratio, names the best encoder, and
+gives the fine-tune gain over random masking paired by seed (same data, same MAE
+initialisation); ``learning_curves.png`` and ``accuracy.png`` plot the runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["CSV_COLUMNS", "load_records", "write_csv", "aggregate", "render_markdown", "plot_learning_curves",
+           "plot_accuracy", "write_report"]
+
+CSV_COLUMNS: list[str] = [
+    "method", "mask_ratio", "seed", "clips", "mae_updates", "warmup_clips", "val_recon_loss", "final_train_loss",
+    "probe_top1", "finetune_top1", "motion_precision", "foreground_share", "mean_reward", "pretrain_s", "wall_s",
+    "clips_per_s", "peak_rss_mb", "sampler_params",
+]
+_AGGREGATED = ["finetune_top1", "probe_top1", "val_recon_loss", "motion_precision", "foreground_share",
+               "clips_per_s", "peak_rss_mb", "wall_s"]
+
+
+def load_records(out: str | Path) -> list[dict[str, Any]]:
+    """Every finished cell record under ``out/cells``, sorted by method, ratio and seed."""
+    records = [json.loads(p.read_text()) for p in sorted((Path(out) / "cells").glob("*.json"))]
+    return sorted(records, key=lambda r: (r["cell"]["method"], r["cell"]["mask_ratio"], r["cell"]["seed"]))
+
+
+def write_csv(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """One row per cell with :data:`CSV_COLUMNS` (accuracies as fractions, losses as they are)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: ("" if record["metrics"].get(k) is None else record["metrics"][k]) for k in CSV_COLUMNS})
+    return Path(path)
+
+
+def _stats(values: list[float]) -> tuple[float, float | None]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+
+
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (method, ratio): seeds, ``(mean, std)`` of every aggregated metric, and the paired gain over random.
+
+    ``finetune_vs_random`` / ``probe_vs_random`` are ``(mean, std)`` over seeds of the difference
+    to the random-mask cell with the same ratio and seed (None without such pairs).
+    """
+    by_cell = {(r["cell"]["method"], r["cell"]["mask_ratio"], r["cell"]["seed"]): r["metrics"] for r in records}
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for (method, ratio, _), metrics in sorted(by_cell.items()):
+        groups[(method, ratio)].append(metrics)
+    rows = []
+    for (method, ratio), runs in groups.items():
+        row: dict[str, Any] = {"method": method, "mask_ratio": ratio, "seeds": [m["seed"] for m in runs]}
+        for key in _AGGREGATED:
+            values = [m[key] for m in runs if m.get(key) is not None]
+            row[key] = _stats(values) if values else None
+        for key in ("finetune_top1", "probe_top1"):
+            pairs = [m[key] - by_cell[("random", ratio, m["seed"])][key] for m in runs
+                     if ("random", ratio, m["seed"]) in by_cell and method != "random"]
+            row[key.split("_")[0] + "_vs_random"] = _stats(pairs) if pairs else None
+        rows.append(row)
+    return sorted(rows, key=lambda r: -r["finetune_top1"][0])
+
+
+def _fmt(stat: tuple[float, float | None] | None, scale: float = 1.0, digits: int = 1, sign: bool = False) -> str:
+    if stat is None:
+        return "—"
+    mean, std = stat
+    text = f"{mean * scale:+.{digits}f}" if sign else f"{mean * scale:.{digits}f}"
+    return text if std is None else f"{text} ± {std * scale:.{digits}f}"
+
+
+def _best_line(rows: list[dict[str, Any]], key: str, label: str, higher: bool, scale: float, unit: str,
+               digits: int) -> str:
+    ranked = sorted((r for r in rows if r[key] is not None), key=lambda r: r[key][0], reverse=higher)
+    if not ranked:
+        return ""
+    best = ranked[0]
+    line = (f"- {label}: **`{best['method']}` at mask ratio {best['mask_ratio']:g}**, "
+            f"{_fmt(best[key], scale, digits)}{unit} ({len(best['seeds'])} seed(s))")
+    if len(ranked) > 1:
+        second = ranked[1]
+        gap = abs(best[key][0] - second[key][0])
+        spread = max(best[key][1] or 0.0, second[key][1] or 0.0)
+        verdict = "within one standard deviation: not a clear win at this budget" if gap <= spread else "ahead by more than one standard deviation"
+        line += (f"; runner-up `{second['method']}` at {second['mask_ratio']:g}: "
+                 f"{_fmt(second[key], scale, digits)}{unit} ({verdict})")
+    return line + "."
+
+
+def render_markdown(records: list[dict[str, Any]]) -> str:
+    """The aggregated table with a budget header and the best-encoder summary."""
+    rows = aggregate(records)
+    s = records[0]["settings"]
+    m0 = records[0]["metrics"]
+    lines = [
+        "# Sampler benchmark", "",
+        f"Budget per cell: {s['total_clips']} pre-training clips = {m0['mae_updates']} MAE updates of "
+        f"{s['num_envs']} clips (preset `{s['preset']}`{', overrides ' + ' '.join(s['mae_overrides']) if s['mae_overrides'] else ''}, "
+        f"data `{s['data']}`). Learned samplers spend the first {s['warmup_clips']} clips with random masks. "
+        f"Held-out loss: {s['eval_clips'] or 'all'} val clips under one common random mask at ratio "
+        f"{s['eval_mask_ratio']:g} (seed {s['eval_seed']}), MAE in eval mode. Downstream: linear probe "
+        f"{s['probe_epochs']} epoch(s) at lr {s['probe_lr']:g}, fine-tune {s['finetune_epochs']} epoch(s) at lr "
+        f"{s['finetune_lr']:g}, {s['eval_views'][0]}x{s['eval_views'][1]} view(s) per val video. "
+        "Values are mean ± standard deviation over seeds.", "",
+        _best_line(rows, "finetune_top1", "Best encoder (fine-tune top-1)", True, 100, " %", 1),
+        _best_line(rows, "probe_top1", "Best linear probe top-1", True, 100, " %", 1),
+        _best_line(rows, "val_recon_loss", "Lowest held-out reconstruction loss", False, 1, "", 4), "",
+        "| method | mask ratio | seeds | fine-tune top-1 % | Δ vs random (pp) | linear-probe top-1 % | "
+        "Δ probe vs random (pp) | held-out loss | motion precision | foreground share | clips/s | peak RSS MB | wall s |",
+        "|" + "---|" * 13,
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['mask_ratio']:g} | {len(r['seeds'])} | {_fmt(r['finetune_top1'], 100)} | "
+            f"{_fmt(r['finetune_vs_random'], 100, sign=True)} | {_fmt(r['probe_top1'], 100)} | "
+            f"{_fmt(r['probe_vs_random'], 100, sign=True)} | {_fmt(r['val_recon_loss'], 1, 4)} | "
+            f"{_fmt(r['motion_precision'], 1, 3)} | {_fmt(r['foreground_share'], 1, 3)} | "
+            f"{_fmt(r['clips_per_s'], 1, 1)} | {_fmt(r['peak_rss_mb'], 1, 0)} | {_fmt(r['wall_s'], 1, 0)} |")
+    lines += ["", "Δ columns: difference to `random` at the same mask ratio and seed (same clips, same MAE "
+              "initialisation), averaged over seeds. Motion precision: share of masked tokens on moving "
+              "foreground; random masks score the foreground share.", ""]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(values) < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def _mean_curve(curves: list[list[list[float]]]) -> tuple[np.ndarray, np.ndarray]:
+    length = min(len(c) for c in curves)
+    arr = np.asarray([c[:length] for c in curves], dtype=float)  # (seeds, points, 2)
+    return arr[0, :, 0], arr[:, :, 1].mean(0)
+
+
+def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """MAE training loss (smoothed) and held-out loss under the common mask vs clips, per ratio and method."""
+    ratios = sorted({r["cell"]["mask_ratio"] for r in records})
+    methods = sorted({r["cell"]["method"] for r in records})
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    fig = Figure(figsize=(4.5 * len(ratios), 7.0))
+    axes = fig.subplots(2, len(ratios), squeeze=False)
+    for col, ratio in enumerate(ratios):
+        for method in methods:
+            runs = [r for r in records if r["cell"]["method"] == method and r["cell"]["mask_ratio"] == ratio]
+            if not runs:
+                continue
+            x, y = _mean_curve([r["curves"]["train"] for r in runs])
+            window = max(1, len(y) // 20)
+            axes[0, col].plot(x[window - 1:], _smooth(y, window), color=colors[method], label=method)
+            x, y = _mean_curve([r["curves"]["heldout"] for r in runs])
+            axes[1, col].plot(x, y, marker="o", ms=3, color=colors[method], label=method)
+        axes[0, col].set_title(f"mask ratio {ratio:g}: MAE training loss (own masks)")
+        axes[1, col].set_title("held-out loss, common random mask")
+        for ax in axes[:, col]:
+            ax.set_xlabel("pre-training clips")
+            ax.grid(alpha=0.3)
+        axes[0, col].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def plot_accuracy(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """Linear-probe and fine-tune top-1 per method and ratio: bars = seed mean, error bars = std, dots = seeds."""
+    rows = sorted(aggregate(records), key=lambda r: (r["mask_ratio"], r["method"]))
+    fig = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
+    ax = fig.add_subplot()
+    x = np.arange(len(rows))
+    for offset, key, label, color in ((-0.2, "probe_top1", "linear probe", "C0"), (0.2, "finetune_top1", "fine-tune", "C1")):
+        means = [100 * r[key][0] for r in rows]
+        stds = [100 * (r[key][1] or 0.0) for r in rows]
+        ax.bar(x + offset, means, width=0.4, yerr=stds, capsize=3, color=color, alpha=0.75, label=label)
+        for i, r in enumerate(rows):
+            seeds = [100 * rec["metrics"][key] for rec in records
+                     if rec["cell"]["method"] == r["method"] and rec["cell"]["mask_ratio"] == r["mask_ratio"]]
+            ax.scatter(np.full(len(seeds), x[i] + offset), seeds, s=10, color="black", zorder=3)
+    ax.set_xticks(x, [f"{r['method']}\n@{r['mask_ratio']:g}" for r in rows], fontsize=7, rotation=45, ha="right")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title("downstream accuracy (bars: mean over seeds, dots: seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def write_report(out: str | Path) -> dict[str, Path]:
+    """Write ``results.csv``, ``results.md``, ``learning_curves.png`` and ``accuracy.png`` into ``out``."""
+    out = Path(out)
+    records = load_records(out)
+    if not records:
+        return {}
+    (out / "results.md").write_text(render_markdown(records))
+    return {
+        "csv": write_csv(records, out / "results.csv"),
+        "markdown": out / "results.md",
+        "learning_curves": plot_learning_curves(records, out / "learning_curves.png"),
+        "accuracy": plot_accuracy(records, out / "accuracy.png"),
+    }
