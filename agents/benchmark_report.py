@@ -93,8 +93,12 @@ def _best_line(rows: list[dict[str, Any]], key: str, label: str, higher: bool, s
     if len(ranked) > 1:
         second = ranked[1]
         gap = abs(best[key][0] - second[key][0])
-        spread = max(best[key][1] or 0.0, second[key][1] or 0.0)
-        verdict = "within one standard deviation: not a clear win at this budget" if gap <= spread else "ahead by more than one standard deviation"
+        if best[key][1] is None or second[key][1] is None:
+            verdict = "one seed: no spread to judge the gap by"
+        elif gap <= max(best[key][1], second[key][1]):
+            verdict = "within one standard deviation: not a clear win at this budget"
+        else:
+            verdict = "ahead by more than one standard deviation"
         line += (f"; runner-up `{second['method']}` at {second['mask_ratio']:g}: "
                  f"{_fmt(second[key], scale, digits)}{unit} ({verdict})")
     return line + "."
@@ -189,7 +193,7 @@ def plot_accuracy(records: list[dict[str, Any]], path: str | Path) -> Path:
             seeds = [100 * rec["metrics"][key] for rec in records
                      if rec["cell"]["method"] == r["method"] and rec["cell"]["mask_ratio"] == r["mask_ratio"]]
             ax.scatter(np.full(len(seeds), x[i] + offset), seeds, s=10, color="black", zorder=3)
-    ax.set_xticks(x, [f"{r['method']}\n@{r['mask_ratio']:g}" for r in rows], fontsize=7, rotation=45, ha="right")
+    ax.set_xticks(x, [f"{r['method']} @{r['mask_ratio']:g}" for r in rows], fontsize=7, rotation=45, ha="right")
     ax.set_ylabel("top-1 (%)")
     ax.set_title("downstream accuracy (bars: mean over seeds, dots: seeds)")
     ax.legend(fontsize=8)

@@ -14,7 +14,7 @@ from stable_baselines3.common.logger import Image
 from tats_env.env.core import MaskingCore
 from tats_env.visualize import mask_reconstruction_grid, save_png
 
-ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share")
+ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_recall")
 
 
 def masking_core(env: Any) -> MaskingCore:
@@ -37,7 +37,7 @@ class EnvStatsCallback(BaseCallback):
     def _on_step(self) -> bool:
         infos: list[dict[str, Any]] = self.locals["infos"]
         for key in ENV_STAT_KEYS:
-            values = [info[key] for info in infos if key in info]
+            values = [info[key] for info in infos if key in info and np.isfinite(info[key])]
             if values:
                 self.logger.record_mean(f"env/{key}", float(np.mean(values)))
         self.logger.record_mean("env/reward", float(np.mean(self.locals["rewards"])))

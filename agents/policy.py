@@ -22,7 +22,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
-from agents.kofn_distribution import KOfNMaskDistribution
+from agents.kofn_distribution import KOfNMaskDistribution, KSubsetDistribution
 from agents.tats_network import TATSConfig, TATSNetwork, init_sampler_weights
 from tats_env.env.spaces import KOfNMask
 
@@ -57,9 +57,10 @@ def infer_grid(num_tokens: int, grid: tuple[int, int, int] | None) -> tuple[int,
 class TATSPolicy(ActorCriticPolicy):
     """Trajectory-aware sampler: per-token scores -> exact K-of-N masks, clip value.
 
-    Extra policy kwargs: ``tats_config`` (:class:`agents.tats_network.TATSConfig`) and ``grid``
-    (the token grid; taken from the env's MAE when created through :func:`tats_env.make_vec_env`
-    and PPO, else inferred as a square grid with 8 temporal slots).
+    Extra policy kwargs: ``tats_config`` (:class:`agents.tats_network.TATSConfig`), ``grid``
+    (the token grid; inferred as a square grid with 8 temporal slots unless given; the training
+    code passes the env's) and ``entropy_grad`` (False: ``evaluate_actions`` returns the entropy
+    without a graph, saving the double backward through the distribution when ``ent_coef == 0``).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class TATSPolicy(ActorCriticPolicy):
         lr_schedule: Schedule,
         tats_config: TATSConfig | None = None,
         grid: tuple[int, int, int] | None = None,
+        entropy_grad: bool = True,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -80,6 +82,7 @@ class TATSPolicy(ActorCriticPolicy):
             if kwargs.get(key):
                 raise ValueError(f"TATSPolicy does not use {key!r}; size the sampler with tats_config")
         self.tats_config = tats_config or TATSConfig()
+        self.entropy_grad = entropy_grad
         self.grid = infer_grid(int(observation_space.shape[0]), tuple(grid) if grid is not None else None)
         kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
         super().__init__(
@@ -109,9 +112,23 @@ class TATSPolicy(ActorCriticPolicy):
     def _get_action_dist_from_latent(self, latent_pi: Tensor) -> Distribution:
         return self.action_dist.proba_distribution(self.token_scores(latent_pi))
 
+    def evaluate_actions(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Values, exact log-probabilities and entropies of ``actions`` (masks) under the current policy."""
+        features = self.extract_features(obs)
+        latent_pi, latent_vf = self.mlp_extractor(features)
+        scores = self.token_scores(latent_pi)
+        distribution = self.action_dist.proba_distribution(scores)
+        log_prob = distribution.log_prob(actions)
+        if self.entropy_grad:
+            entropy = distribution.entropy()
+        else:
+            with torch.no_grad():
+                entropy = KSubsetDistribution(scores.detach(), self.action_dist.k, validate=False).entropy()
+        return self.value_net(latent_vf), log_prob, entropy
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(tats_config=self.tats_config, grid=self.grid)
+        data.update(tats_config=self.tats_config, grid=self.grid, entropy_grad=self.entropy_grad)
         for key in ("net_arch", "activation_fn", "use_sde", "log_std_init", "squash_output", "full_std",
                     "use_expln", "features_extractor_class", "features_extractor_kwargs", "ortho_init"):
             data.pop(key, None)

@@ -61,8 +61,9 @@ class TrainConfig:
     """Sampler (PPO) learning rate."""
     n_steps: int = 4
     """Env steps per PPO rollout (rollout size = n_steps * num_envs clips)."""
-    batch_size: int = 16
-    """PPO minibatch size in clips (below the rollout size, so later minibatches see ratio != 1)."""
+    batch_size: int = 8
+    """PPO minibatch size in clips (below the rollout size, so later minibatches see ratio != 1;
+    small minibatches keep the sampler's activation memory low)."""
     n_epochs: int = 1
     """PPO epochs per rollout."""
     clip_range: float = 0.2
@@ -73,7 +74,7 @@ class TrainConfig:
     """Value loss weight."""
     max_grad_norm: float = 0.5
     """Sampler gradient clipping."""
-    sampler_dim: int = 64
+    sampler_dim: int = 32
     """Width of the trajectory-attention sampler."""
     sampler_depth: int = 1
     """Trajectory-attention blocks."""
@@ -126,7 +127,7 @@ def build_ppo(cfg: TrainConfig, env: Any, device: torch.device) -> PPO:
         TATSPolicy, env, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
         n_epochs=cfg.n_epochs, gamma=0.0, gae_lambda=1.0, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef,
         vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, device=device,
-        policy_kwargs={"tats_config": tats, "grid": spec.grid},
+        policy_kwargs={"tats_config": tats, "grid": spec.grid, "entropy_grad": cfg.ent_coef > 0},
     )
 
 

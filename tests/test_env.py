@@ -39,7 +39,8 @@ def test_single_env_episode(synthetic_root):
     obs2, reward, terminated, truncated, info = env.step(env.action_space.sample())
     assert terminated and not truncated
     assert isinstance(reward, float) and reward > 0
-    assert {"recon_loss", "mask_ratio", "motion_precision", "foreground_share"} <= set(info)
+    assert {"recon_loss", "mask_ratio", "motion_precision", "foreground_share", "motion_recall"} <= set(info)
+    assert 0 <= info["motion_recall"] <= 1
     assert info["mask_ratio"] == pytest.approx(384 / 512)
     with pytest.raises(RuntimeError, match="reset"):
         env.unwrapped.step(env.action_space.sample())

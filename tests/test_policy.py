@@ -104,3 +104,20 @@ def test_rejects_plain_multibinary():
             self.action_space = gym.spaces.MultiBinary(8)
     with pytest.raises(TypeError, match="KOfNMask"):
         PPO(TATSPolicy, DummyVecEnv([Plain]), policy_kwargs={"grid": (2, 2, 2)})
+
+
+def test_entropy_without_graph_matches_exact_entropy():
+    env = HiddenTokenBandit()
+    obs_space, act = env.observation_space, env.action_space
+    cfg = TATSConfig(dim=16, num_heads=2)
+    torch.manual_seed(0)
+    with_grad = TATSPolicy(obs_space, act, lambda _: 1e-3, tats_config=cfg, grid=(2, 2, 2))
+    without = TATSPolicy(obs_space, act, lambda _: 1e-3, tats_config=cfg, grid=(2, 2, 2), entropy_grad=False)
+    without.load_state_dict(with_grad.state_dict())
+    obs = torch.randn(4, 8, 8)
+    actions = torch.stack([torch.from_numpy(act.sample()) for _ in range(4)]).float()
+    v1, lp1, ent1 = with_grad.evaluate_actions(obs, actions)
+    v2, lp2, ent2 = without.evaluate_actions(obs, actions)
+    assert torch.allclose(ent1, ent2, atol=1e-5) and torch.allclose(lp1, lp2) and torch.allclose(v1, v2)
+    assert ent1.requires_grad and not ent2.requires_grad
+    assert lp2.requires_grad

@@ -123,8 +123,11 @@ class MaskingCore:
         stats = [result.per_clip_loss.float()]
         if "foreground" in self.batch:
             fg = token_foreground(self.batch["foreground"], self.spec, self.config.foreground_threshold)
-            stats.append((fg & mask).sum(1).float() / self.num_masked)
+            hits = (fg & mask).sum(1).float()
+            stats.append(hits / self.num_masked)
             stats.append(fg.float().mean(1))
+            fg_count = fg.sum(1).float()
+            stats.append(torch.where(fg_count > 0, hits / fg_count.clamp_min(1), torch.full_like(hits, float("nan"))))
         table = torch.stack(stats, dim=1).cpu().numpy()  # one device->host copy for all statistics
         labels = self.batch["label"].tolist()
         ratio = self.num_masked / self.num_tokens
@@ -138,9 +141,10 @@ class MaskingCore:
                 "action_repaired": bool(repaired[i]),
                 "mae_lr": result.lr,
             }
-            if table.shape[1] == 3:
+            if table.shape[1] == 4:
                 info["motion_precision"] = float(table[i, 1])
                 info["foreground_share"] = float(table[i, 2])
+                info["motion_recall"] = float(table[i, 3])
             infos.append(info)
         return rewards, infos
 
