@@ -13,6 +13,9 @@ throughout. Then it measures
   foreground share (what random masks score),
 * pre-training wall time, clips/s and the peak resident memory of the cell's own process.
 
+The ``scratch`` method skips pre-training (same initial encoder, same downstream recipe): the
+reference that tells whether pre-training helped at all at this budget.
+
 Each cell runs in a fresh spawned process (:func:`tats_env.benchmarking.run_isolated`) and
 writes ``cells/<cell>.json`` atomically when it finishes; a re-run skips finished cells.
 :mod:`agents.benchmark_report` turns the cell files into ``results.csv``, ``results.md`` and plots.
@@ -48,7 +51,7 @@ from tats_env.finetune import FinetuneConfig, finetune
 __all__ = ["BenchmarkConfig", "Cell", "QUICK", "apply_quick", "list_cells", "run_cell", "run_benchmark"]
 
 ALL_METHODS: tuple[str, ...] = ("ppo_tats", "a2c_tats", "reinforce", "sac_topk", "random", "tube", "running_cell",
-                                "motion_energy")
+                                "motion_energy", "scratch")
 
 
 @dataclass
@@ -64,7 +67,8 @@ class BenchmarkConfig:
     out: Path = Path("runs/benchmark")
     """Output folder: cells/ (one JSON per finished cell), results.csv, results.md, PNG plots."""
     methods: tuple[str, ...] = ALL_METHODS
-    """Methods to run: ppo_tats, a2c_tats, reinforce, sac_topk, random, tube, running_cell, motion_energy."""
+    """Methods: ppo_tats, a2c_tats, reinforce, sac_topk, random, tube, running_cell, motion_energy, and scratch
+    (no pre-training: the same initial encoder straight to probe / fine-tune, the reference)."""
     sweep_methods: tuple[str, ...] = ("ppo_tats", "tube", "random")
     """Methods run at every ratio of --ratios; the others run at --main-ratio only."""
     ratios: tuple[float, ...] = (0.75, 0.9, 0.95)
@@ -229,12 +233,34 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def _pretrain(cell: Cell, cfg: BenchmarkConfig, env: Any, stats: CellStatsCallback, device: torch.device) -> Any:
+    """Spend the cell's budget: random-mask warm-up for learned samplers, then the method itself.
+
+    Returns the method's agent (None for ``scratch``, which does not pre-train).
+    """
+    spec = METHODS[cell.method]
+    if spec.kind == "scratch":
+        return None
+    _, hyperparams = load_hyperparams(cell.method, cfg.algos_dir)
+    # Build the agent before the warm-up: SB3 seeds the env's clip stream at construction and the
+    # warm-up's reset consumes that seed. Fixed maskers also learn in two calls, so every cell
+    # resets the env at the same points and sees the same clips in the same order.
+    agent = build_agent(cell.method, env, hyperparams, cell.seed, device)
+    first = build_agent("random", env, {}, cell.seed, device) if spec.learned else agent
+    if cfg.warmup_clips:
+        first.learn(cfg.warmup_clips, callback=stats)
+    agent.learn(cfg.total_clips - cfg.warmup_clips, callback=stats, progress_bar=cfg.progress)
+    expected = cfg.total_clips // cfg.num_envs
+    if env.engine.num_updates != expected or stats.clips != cfg.total_clips:
+        raise RuntimeError(f"{cell.name}: {env.engine.num_updates} MAE updates / {stats.clips} clips, "
+                           f"expected {expected} / {cfg.total_clips}")
+    return agent
+
+
 def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     """Pre-train, evaluate and fine-tune one cell in this process; returns its record (metrics + curves)."""
     torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
-    spec_method = METHODS[cell.method]
-    _, hyperparams = load_hyperparams(cell.method, cfg.algos_dir)
     cell_dir = Path(cfg.out) / "cells" / cell.name
     device = torch.device(cfg.device)
     set_random_seed(cell.seed)  # the MAE's initialisation depends on the seed only
@@ -245,38 +271,31 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
                        reward=RewardConfig(mode=cfg.reward_mode, normalize=cfg.normalize_reward))
     try:
         heldout = HeldOutClips(cfg.data, env.core.spec, cfg.eval_clips, cfg.eval_mask_ratio, cfg.eval_seed)
-        warmup = cfg.warmup_clips
-        stats = CellStatsCallback(env.engine, heldout, cfg.total_clips, warmup, cfg.curve_points, cfg.curve_clips)
+        stats = CellStatsCallback(env.engine, heldout, cfg.total_clips, cfg.warmup_clips, cfg.curve_points,
+                                  cfg.curve_clips)
         pretrain_start = time.perf_counter()
-        # Build the agent before the warm-up: SB3 seeds the env's clip stream at construction, and
-        # the warm-up's reset consumes that seed, so every cell sees the same clips in the same order.
-        agent = build_agent(cell.method, env, hyperparams, cell.seed, device)
-        first = build_agent("random", env, {}, cell.seed, device) if spec_method.learned else agent
-        if warmup:
-            first.learn(warmup, callback=stats)
-        agent.learn(cfg.total_clips - warmup, callback=stats, progress_bar=cfg.progress)
+        agent = _pretrain(cell, cfg, env, stats, device)
         pretrain_s = time.perf_counter() - pretrain_start
         peak_rss = _peak_rss_mb()
-        expected = cfg.total_clips // cfg.num_envs
-        if env.engine.num_updates != expected or stats.clips != cfg.total_clips:
-            raise RuntimeError(f"{cell.name}: {env.engine.num_updates} MAE updates / {stats.clips} clips, "
-                               f"expected {expected} / {cfg.total_clips}")
         val_loss = heldout.loss(env.engine)
         encoder = export_encoder(env.engine.model, cell_dir / "encoder", format="native", overwrite=True)
+        downstream_start = time.perf_counter()
         probe = finetune(downstream_config(cfg, encoder, cell_dir / "probe", cell.seed, probe=True))
+        probe_s = time.perf_counter() - downstream_start
         tuned = finetune(downstream_config(cfg, encoder, cell_dir / "finetune", cell.seed, probe=False))
-        sampler = getattr(agent, "policy", None)
-        metrics = {
-            "method": cell.method, "mask_ratio": cell.mask_ratio, "seed": cell.seed,
-            "clips": stats.clips, "mae_updates": env.engine.num_updates, "warmup_clips": warmup if spec_method.learned else 0,
-            "val_recon_loss": val_loss, **stats.summary(),
-            "probe_top1": probe["top1"], "finetune_top1": tuned["top1"],
-            "pretrain_s": pretrain_s, "clips_per_s": stats.clips / pretrain_s, "peak_rss_mb": peak_rss,
-            "sampler_params": sum(p.numel() for p in sampler.parameters()) if isinstance(sampler, torch.nn.Module) else 0,
-        }
-        metrics["wall_s"] = time.perf_counter() - start
+        finetune_s = time.perf_counter() - downstream_start - probe_s
     finally:
         env.close()
+    sampler = getattr(agent, "policy", None)
+    metrics = {
+        "method": cell.method, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
+        "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if METHODS[cell.method].learned else 0,
+        "val_recon_loss": val_loss, **stats.summary(), "probe_top1": probe["top1"], "finetune_top1": tuned["top1"],
+        "pretrain_s": pretrain_s, "probe_s": probe_s, "finetune_s": finetune_s,
+        "clips_per_s": stats.clips / pretrain_s if stats.clips else None, "peak_rss_mb": peak_rss,
+        "sampler_params": sum(p.numel() for p in sampler.parameters()) if isinstance(sampler, torch.nn.Module) else 0,
+        "wall_s": time.perf_counter() - start,
+    }
     if not cfg.keep_encoders:
         shutil.rmtree(cell_dir / "encoder", ignore_errors=True)
     return {"cell": dataclasses.asdict(cell), "settings": settings(cfg, cell.method), "metrics": metrics,
@@ -326,9 +345,9 @@ def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:
     error_file.unlink(missing_ok=True)
     write_json_atomic(record, cell_path(cfg.out, cell))
     m = record["metrics"]
+    speed = f"{m['clips_per_s']:.1f} clips/s, " if m["clips_per_s"] else ""
     print(f"[benchmark] {cell.name}: held-out loss {m['val_recon_loss']:.4f}, probe {100 * m['probe_top1']:.1f}%, "
-          f"fine-tune {100 * m['finetune_top1']:.1f}%, {m['clips_per_s']:.1f} clips/s, {m['wall_s']:.0f} s",
-          file=log, flush=True)
+          f"fine-tune {100 * m['finetune_top1']:.1f}%, {speed}{m['wall_s']:.0f} s", file=log, flush=True)
     return None
 
 

@@ -47,7 +47,7 @@ __all__ = [
     "build_agent",
 ]
 
-MethodKind = Literal["sb3", "reinforce", "masker"]
+MethodKind = Literal["sb3", "reinforce", "masker", "scratch"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class MethodSpec:
     name: str
     """Method name used on the command line and in the tables."""
     kind: MethodKind
-    """``sb3`` (an SB3 algorithm), ``reinforce`` (:class:`Reinforce`) or ``masker`` (a fixed masker)."""
+    """``sb3`` (an SB3 algorithm), ``reinforce`` (:class:`Reinforce`), ``masker`` (a fixed masker) or
+    ``scratch`` (no pre-training at all: the reference for what pre-training adds)."""
     description: str
     """One line for the report."""
     algo: type | None = None
@@ -68,7 +69,7 @@ class MethodSpec:
     @property
     def learned(self) -> bool:
         """True for RL samplers (they start after the random-mask warm-up)."""
-        return self.kind != "masker"
+        return self.kind in ("sb3", "reinforce")
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -78,6 +79,7 @@ METHODS: dict[str, MethodSpec] = {
     "sac_topk": MethodSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreAction)", SAC,
                            score_actions=True),
     **{name: MethodSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking") for name in MASKERS},
+    "scratch": MethodSpec("scratch", "scratch", "no pre-training: the initial encoder goes straight to probe / fine-tune"),
 }
 
 # Set by the benchmark for every method alike; a YAML file must not change them.
@@ -210,6 +212,8 @@ def build_agent(method: str, env: VideoMaskingVecEnv, hyperparams: dict[str, Any
                 device: str | torch.device) -> Any:
     """The agent of ``method`` on ``env`` with resolved ``hyperparams`` (see :func:`load_hyperparams`)."""
     spec = METHODS[method]
+    if spec.kind == "scratch":
+        raise ValueError("'scratch' has no agent: it skips pre-training")
     if spec.kind == "masker":
         return FixedMaskerAgent(env, method, seed)
     if spec.kind == "reinforce":

@@ -22,8 +22,8 @@ __all__ = ["CSV_COLUMNS", "load_records", "write_csv", "aggregate", "render_mark
 
 CSV_COLUMNS: list[str] = [
     "method", "mask_ratio", "seed", "clips", "mae_updates", "warmup_clips", "val_recon_loss", "final_train_loss",
-    "probe_top1", "finetune_top1", "motion_precision", "foreground_share", "mean_reward", "pretrain_s", "wall_s",
-    "clips_per_s", "peak_rss_mb", "sampler_params",
+    "probe_top1", "finetune_top1", "motion_precision", "foreground_share", "mean_reward", "pretrain_s", "probe_s",
+    "finetune_s", "wall_s", "clips_per_s", "peak_rss_mb", "sampler_params",
 ]
 _AGGREGATED = ["finetune_top1", "probe_top1", "val_recon_loss", "motion_precision", "foreground_share",
                "clips_per_s", "peak_rss_mb", "wall_s"]
@@ -160,7 +160,8 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
     axes = fig.subplots(2, len(ratios), squeeze=False)
     for col, ratio in enumerate(ratios):
         for method in methods:
-            runs = [r for r in records if r["cell"]["method"] == method and r["cell"]["mask_ratio"] == ratio]
+            runs = [r for r in records if r["cell"]["method"] == method and r["cell"]["mask_ratio"] == ratio
+                    and r["curves"]["train"]]  # scratch cells do not pre-train
             if not runs:
                 continue
             x, y = _mean_curve([r["curves"]["train"] for r in runs])

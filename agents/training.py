@@ -49,7 +49,7 @@ class TrainConfig:
     """Continue the run in --out from its last checkpoint."""
     seed: int = 0
     """Seed of data order, augmentation, masks and networks."""
-    mae_lr: float = 1e-3
+    mae_lr: float = 2e-3
     """Peak learning rate of the MAE (absolute; VideoMAE's blr*batch/256 is far too small at batch 8)."""
     mae_warmup_updates: int = 50
     """Linear lr warm-up of the MAE, in optimizer steps."""
@@ -57,7 +57,7 @@ class TrainConfig:
     """adversarial: reward = masked-token error (hunt hard tokens); cooperative: its negative."""
     normalize_reward: bool = True
     """Standardise rewards with running statistics (the MAE loss drifts as it learns)."""
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     """Sampler (PPO) learning rate."""
     n_steps: int = 4
     """Env steps per PPO rollout (rollout size = n_steps * num_envs clips)."""

@@ -83,7 +83,8 @@ def test_mask_validation_errors(tiny_cfg):
 
 
 def test_norm_pix_target_is_standardised(tiny_cfg):
-    model = VideoMAE(tiny_cfg)
+    import dataclasses
+    model = VideoMAE(dataclasses.replace(tiny_cfg, norm_pix_loss=True))
     spec = tiny_cfg.video
     videos = torch.randn(1, 3, spec.num_frames, spec.image_size, spec.image_size)
     target = model.reconstruction_target(videos).reshape(1, spec.num_tokens, -1, 3)
@@ -126,8 +127,10 @@ def test_activation_checkpointing_matches(tiny_cfg):
     assert torch.allclose(ga, gb, atol=1e-6)
 
 
-def test_reconstruct_keeps_visible_pixels(tiny_cfg):
-    model = VideoMAE(tiny_cfg).eval()
+@pytest.mark.parametrize("norm_pix", [True, False])
+def test_reconstruct_keeps_visible_pixels(tiny_cfg, norm_pix):
+    import dataclasses
+    model = VideoMAE(dataclasses.replace(tiny_cfg, norm_pix_loss=norm_pix)).eval()
     spec = tiny_cfg.video
     videos = torch.randn(1, 3, spec.num_frames, spec.image_size, spec.image_size).clamp(-1.5, 1.5)
     mask = tube_mask(videos, spec, 0.5)
