@@ -77,9 +77,9 @@ class BenchmarkConfig:
     """Mask ratio of the methods outside --sweep-methods."""
     seeds: tuple[int, ...] = (0, 1)
     """Seeds: MAE and sampler initialisation, clip order, masks. Every method sees the same ones."""
-    total_clips: int = 1024
+    total_clips: int = 2048
     """Pre-training budget per cell in clips (a multiple of num_envs): total_clips / num_envs MAE updates."""
-    warmup_clips: int = 128
+    warmup_clips: int = 256
     """Clips of the budget learned samplers spend with random masks first (0 disables)."""
     num_envs: int = 8
     """Clips per env step, i.e. per MAE update."""
@@ -103,11 +103,11 @@ class BenchmarkConfig:
     """Held-out evaluations during pre-training (learning curves)."""
     curve_clips: int = 32
     """Held-out clips per learning-curve point."""
-    probe_epochs: int = 3
+    probe_epochs: int = 2
     """Linear-probe epochs (frozen encoder, fc_norm + head trained)."""
-    probe_lr: float = 1e-2
+    probe_lr: float = 3e-2
     """Linear-probe learning rate."""
-    finetune_epochs: int = 2
+    finetune_epochs: int = 1
     """Full fine-tuning epochs."""
     finetune_lr: float = 1e-3
     """Fine-tuning peak learning rate (layer decay 0.75, cosine, warm-up over the first tenth)."""
@@ -291,6 +291,7 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
         "method": cell.method, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
         "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if METHODS[cell.method].learned else 0,
         "val_recon_loss": val_loss, **stats.summary(), "probe_top1": probe["top1"], "finetune_top1": tuned["top1"],
+        "num_classes": probe["num_classes"], "num_val_videos": probe["num_val_videos"],
         "pretrain_s": pretrain_s, "probe_s": probe_s, "finetune_s": finetune_s,
         "clips_per_s": stats.clips / pretrain_s if stats.clips else None, "peak_rss_mb": peak_rss,
         "sampler_params": sum(p.numel() for p in sampler.parameters()) if isinstance(sampler, torch.nn.Module) else 0,

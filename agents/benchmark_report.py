@@ -104,6 +104,19 @@ def _best_line(rows: list[dict[str, Any]], key: str, label: str, higher: bool, s
     return line + "."
 
 
+def _resolution_line(metrics: dict[str, Any]) -> str:
+    """How fine the accuracies are: chance level, and what one val video and binomial noise amount to."""
+    classes, videos = metrics.get("num_classes"), metrics.get("num_val_videos")
+    if not classes or not videos:
+        return ""
+    chance = 1.0 / classes
+    noise = (chance * (1 - chance) / videos) ** 0.5
+    return (f"Accuracy resolution: chance is {100 * chance:.1f} % ({classes} classes); {videos} val videos, so one "
+            f"video is {100 / videos:.1f} pp and the binomial standard deviation near chance is {100 * noise:.1f} pp. "
+            "Top-1 differences smaller than that (or rows not above `scratch`) say nothing about the sampler; "
+            "compare held-out loss and motion precision instead, and raise the budget.")
+
+
 def render_markdown(records: list[dict[str, Any]]) -> str:
     """The aggregated table with a budget header and the best-encoder summary."""
     rows = aggregate(records)
@@ -119,6 +132,7 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
         f"{s['probe_epochs']} epoch(s) at lr {s['probe_lr']:g}, fine-tune {s['finetune_epochs']} epoch(s) at lr "
         f"{s['finetune_lr']:g}, {s['eval_views'][0]}x{s['eval_views'][1]} view(s) per val video. "
         "Values are mean ± standard deviation over seeds.", "",
+        _resolution_line(m0), "",
         _best_line(rows, "finetune_top1", "Best encoder (fine-tune top-1)", True, 100, " %", 1),
         _best_line(rows, "probe_top1", "Best linear probe top-1", True, 100, " %", 1),
         _best_line(rows, "val_recon_loss", "Lowest held-out reconstruction loss", False, 1, "", 4), "",
@@ -136,7 +150,7 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
     lines += ["", "Δ columns: difference to `random` at the same mask ratio and seed (same clips, same MAE "
               "initialisation), averaged over seeds. Motion precision: share of masked tokens on moving "
               "foreground; random masks score the foreground share.", ""]
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:

@@ -55,6 +55,8 @@ class TrainConfig:
     """Linear lr warm-up of the MAE, in optimizer steps."""
     reward_mode: Literal["adversarial", "cooperative"] = "adversarial"
     """adversarial: reward = masked-token error (hunt hard tokens); cooperative: its negative."""
+    reward_baseline: Literal["none", "random"] = "random"
+    """Subtract the error under a random mask of the same clip (paired control variate; +1 MAE forward)."""
     normalize_reward: bool = True
     """Standardise rewards with running statistics (the MAE loss drifts as it learns)."""
     learning_rate: float = 1e-3
@@ -114,7 +116,7 @@ def build_env(cfg: TrainConfig, device: torch.device) -> VideoMaskingVecEnv:
     engine = EngineConfig(lr=cfg.mae_lr, warmup_updates=cfg.mae_warmup_updates, total_updates=total_updates)
     return make_vec_env(
         data=cfg.data, preset=cfg.preset, mask_ratio=cfg.mask_ratio, num_envs=cfg.num_envs, device=device,
-        engine_config=engine, reward=RewardConfig(mode=cfg.reward_mode, normalize=cfg.normalize_reward),
+        engine_config=engine, reward=RewardConfig(mode=cfg.reward_mode, baseline=cfg.reward_baseline, normalize=cfg.normalize_reward),
         num_workers=cfg.num_workers, seed=cfg.seed,
     )
 

@@ -159,6 +159,21 @@ def test_reward_modes(synthetic_root):
     np.testing.assert_allclose(r_coop, -r_adv, rtol=1e-5)
 
 
+def test_random_baseline_reward_is_paired_difference(synthetic_root):
+    plain = make_vec_env(data=str(synthetic_root), num_envs=2, update_mae=False)
+    paired = make_vec_env(data=str(synthetic_root), num_envs=2, update_mae=False, engine=plain.engine,
+                          reward=RewardConfig(baseline="random"))
+    for env in (plain, paired):
+        env.seed(3)
+        env.reset()
+    _, r_plain, _, _ = plain.step(_actions(plain))
+    _, r_paired, _, infos = paired.step(_actions(paired))
+    baseline = np.array([i["baseline_recon_loss"] for i in infos])
+    assert np.all(baseline > 0)
+    np.testing.assert_allclose(r_paired, r_plain - baseline, rtol=1e-4, atol=1e-6)
+    assert "motion_recall" in infos[0]
+
+
 def test_score_wrapper_single_and_batched(synthetic_root):
     env = TopKScoreAction(gym.make(tats_env.ENV_ID, data=str(synthetic_root)))
     assert env.action_space.shape == (512,) and env.action_space.dtype == np.float32

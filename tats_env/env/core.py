@@ -20,7 +20,7 @@ from tats_env.env.clips import ClipStream
 from tats_env.env.engine import CoTrainingEngine, EngineConfig
 from tats_env.env.rewards import RewardConfig, RewardFunction
 from tats_env.env.spaces import InvalidActionMode, KOfNMask, action_to_mask
-from tats_env.mae.masking import token_foreground
+from tats_env.mae.masking import random_mask, token_foreground
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,13 @@ class MaskingCore:
         self.last_mask: torch.Tensor | None = None
         """The masks of the last step, kept for visualisation."""
         self.episodes = 0
+        self._mask_generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
 
     def seed(self, seed: int) -> None:
         """Reseed the clip stream (the next :meth:`reset` draws from the new stream)."""
         self.clips.seed(seed)
         self.action_space.seed(seed)
+        self._mask_generator.manual_seed(seed)
 
     def reset(self) -> np.ndarray:
         """Draw B new clips; their token embeddings ``(B, N, D)`` as a fresh numpy array."""
@@ -115,12 +117,19 @@ class MaskingCore:
             raise RuntimeError("call reset() before step()")
         mask, repaired = action_to_mask(actions, self.num_envs, self.action_space, self.config.invalid_action)
         mask = mask.to(self.device, non_blocking=True)
+        baseline = None
+        if self.config.reward.baseline == "random":
+            # Scored before the update, with the same weights the policy's mask meets.
+            reference = random_mask(self.batch["video"], self.spec, self.config.mask_ratio, generator=self._mask_generator)
+            baseline = self.engine.update(self.batch["video"], reference, update=False).per_clip_loss
         result = self.engine.update(self.batch["video"], mask, update=self.config.update_mae)
-        rewards = self.reward_fn(result.per_token_loss, mask)
+        rewards = self.reward_fn(result.per_token_loss, mask, baseline)
         self.last_mask = mask
         self.episodes += self.num_envs
 
         stats = [result.per_clip_loss.float()]
+        if baseline is not None:
+            stats.append(baseline.float())
         if "foreground" in self.batch:
             fg = token_foreground(self.batch["foreground"], self.spec, self.config.foreground_threshold)
             hits = (fg & mask).sum(1).float()
@@ -132,6 +141,7 @@ class MaskingCore:
         labels = self.batch["label"].tolist()
         ratio = self.num_masked / self.num_tokens
         infos: list[dict[str, Any]] = []
+        has_baseline = baseline is not None
         for i in range(self.num_envs):
             info: dict[str, Any] = {
                 "recon_loss": float(table[i, 0]),
@@ -141,10 +151,14 @@ class MaskingCore:
                 "action_repaired": bool(repaired[i]),
                 "mae_lr": result.lr,
             }
-            if table.shape[1] == 4:
-                info["motion_precision"] = float(table[i, 1])
-                info["foreground_share"] = float(table[i, 2])
-                info["motion_recall"] = float(table[i, 3])
+            col = 1
+            if has_baseline:
+                info["baseline_recon_loss"] = float(table[i, 1])
+                col = 2
+            if table.shape[1] == col + 3:
+                info["motion_precision"] = float(table[i, col])
+                info["foreground_share"] = float(table[i, col + 1])
+                info["motion_recall"] = float(table[i, col + 2])
             infos.append(info)
         return rewards, infos
 

@@ -19,6 +19,11 @@ class RewardConfig:
     mode: RewardMode = "adversarial"
     """``adversarial``: +error, the sampler hunts tokens the MAE finds hard (AdaMAE/TATS);
     ``cooperative``: -error, the sampler hides tokens that are easy to reconstruct."""
+    baseline: Literal["none", "random"] = "none"
+    """``random``: subtract, per clip, the error the same MAE makes under a fresh uniformly random
+    mask with the same K (one extra forward, no backward). This paired control variate removes
+    the clip-to-clip difficulty that otherwise swamps the effect of the mask choice; the reward
+    becomes "how much harder than random masking" (adversarial) or its negative."""
     normalize: bool = False
     """Standardise rewards with running mean and variance (the MAE's loss drifts as it learns)."""
     clip: float = 10.0
@@ -30,6 +35,8 @@ class RewardFunction:
 
     def __init__(self, config: RewardConfig | None = None) -> None:
         self.config = config or RewardConfig()
+        if self.config.baseline not in ("none", "random"):
+            raise ValueError(f"unknown reward baseline {self.config.baseline!r}; choose 'none' or 'random'")
         if self.config.mode not in ("adversarial", "cooperative"):
             raise ValueError(f"unknown reward mode {self.config.mode!r}; choose 'adversarial' or 'cooperative'")
         self.stats = RunningMeanStd(shape=())
@@ -39,9 +46,17 @@ class RewardFunction:
         """Mean error of each clip's masked tokens ``(B,)``."""
         return (per_token_loss * mask).sum(dim=1) / mask.sum(dim=1)
 
-    def __call__(self, per_token_loss: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        """Rewards ``(B,)`` float32 for one batch (updates the running statistics if normalising)."""
-        error = self.masked_error(per_token_loss.float(), mask).detach().cpu().numpy().astype(np.float64)
+    def __call__(
+        self, per_token_loss: torch.Tensor, mask: torch.Tensor, baseline_error: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Rewards ``(B,)`` float32 for one batch (updates the running statistics if normalising).
+
+        ``baseline_error`` ``(B,)`` is subtracted from the masked error when given.
+        """
+        error_t = self.masked_error(per_token_loss.float(), mask).detach()
+        if baseline_error is not None:
+            error_t = error_t - baseline_error.float()
+        error = error_t.cpu().numpy().astype(np.float64)
         reward = error if self.config.mode == "adversarial" else -error
         if self.config.normalize:
             self.stats.update(reward)
