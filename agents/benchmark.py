@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import resource
 import shutil
 import sys
 import time
@@ -40,15 +38,17 @@ import torch
 import yaml
 from stable_baselines3.common.utils import set_random_seed
 
-from agents.benchmark_eval import CellStatsCallback, HeldOutClips
+from agents.benchmark_eval import CellStatsCallback, HeldOutClips, peak_rss_mb
 from agents.benchmark_methods import METHODS, build_agent, load_hyperparams
+from agents.benchmark_report import write_json_atomic, write_report
 from tats_env.benchmarking import run_isolated
 from tats_env.config import MAEConfig, get_preset
 from tats_env.env import EngineConfig, RewardConfig, make_vec_env
 from tats_env.export import export_encoder
 from tats_env.finetune import FinetuneConfig, finetune
 
-__all__ = ["BenchmarkConfig", "Cell", "QUICK", "apply_quick", "list_cells", "run_cell", "run_benchmark"]
+__all__ = ["BenchmarkConfig", "BenchmarkResult", "Cell", "QUICK", "apply_quick", "list_cells", "run_cell",
+           "run_benchmark"]
 
 ALL_METHODS: tuple[str, ...] = ("ppo_tats", "a2c_tats", "reinforce", "sac_topk", "random", "tube", "running_cell",
                                 "motion_energy", "scratch")
@@ -59,7 +59,7 @@ class BenchmarkConfig:
     """Benchmark RL samplers and fixed maskers on the masking env at an equal pre-training budget."""
 
     data: str = "synthetic"
-    """Videos: "synthetic", a folder with train.txt/val.txt, or a list file (needs a val split)."""
+    """Videos: "synthetic" or a folder holding train.txt and val.txt (val = held-out clips and downstream eval)."""
     preset: str = "tiny"
     """MAE size preset: tiny (CPU), small, base, large."""
     mae_overrides: tuple[str, ...] = ()
@@ -77,18 +77,21 @@ class BenchmarkConfig:
     """Mask ratio of the methods outside --sweep-methods."""
     seeds: tuple[int, ...] = (0, 1)
     """Seeds: MAE and sampler initialisation, clip order, masks. Every method sees the same ones."""
-    total_clips: int = 2048
+    total_clips: int = 1536
     """Pre-training budget per cell in clips (a multiple of num_envs): total_clips / num_envs MAE updates."""
-    warmup_clips: int = 256
+    warmup_clips: int = 192
     """Clips of the budget learned samplers spend with random masks first (0 disables)."""
     num_envs: int = 8
     """Clips per env step, i.e. per MAE update."""
-    mae_lr: float = 1e-3
+    mae_lr: float = 2e-3
     """Peak MAE learning rate (cosine to the end of the budget after mae_warmup_updates)."""
     mae_warmup_updates: int = 50
     """Linear warm-up of the MAE learning rate, in updates."""
     reward_mode: Literal["adversarial", "cooperative"] = "adversarial"
     """Reward of the RL samplers: adversarial = masked-token error, cooperative = its negative."""
+    reward_baseline: Literal["none", "random"] = "random"
+    """random: RL rewards are relative to a random mask of the same clip (paired control variate; one extra
+    MAE forward per step, so only learned samplers pay it)."""
     normalize_reward: bool = True
     """Standardise rewards with running statistics."""
     algos_dir: Path | None = None
@@ -128,7 +131,7 @@ class BenchmarkConfig:
     progress: bool = False
     """Show SB3 progress bars inside the cells."""
     quick: bool = False
-    """CI smoke run: tiny budget and MAE, ppo_tats/reinforce/random at the main ratio, one seed."""
+    """CI smoke run: tiny budget and MAE, ppo_tats/reinforce/random at the main ratio, one seed, 2 jobs."""
 
 
 # What --quick changes (fields still at their defaults only; explicit choices are kept).
@@ -138,13 +141,13 @@ QUICK: dict[str, Any] = {
                       "decoder_embed_dim=16", "decoder_depth=1", "decoder_num_heads=2"),
     "total_clips": 16, "warmup_clips": 8, "num_envs": 4, "mae_warmup_updates": 1, "eval_clips": 8,
     "curve_points": 2, "curve_clips": 4, "probe_epochs": 1, "finetune_epochs": 1, "downstream_batch_size": 4,
-    "downstream_max_steps": 2,
+    "downstream_max_steps": 2, "jobs": 2,
 }
 
 # Fields that change a cell's result; a finished cell is reused only if they are unchanged.
 _RESULT_FIELDS = ("data", "preset", "mae_overrides", "total_clips", "warmup_clips", "num_envs", "mae_lr",
-                  "mae_warmup_updates", "reward_mode", "normalize_reward", "eval_mask_ratio", "eval_seed",
-                  "eval_clips", "probe_epochs", "probe_lr", "finetune_epochs", "finetune_lr",
+                  "mae_warmup_updates", "reward_mode", "reward_baseline", "normalize_reward", "eval_mask_ratio",
+                  "eval_seed", "eval_clips", "probe_epochs", "probe_lr", "finetune_epochs", "finetune_lr",
                   "downstream_batch_size", "downstream_max_steps", "eval_views", "device")
 
 
@@ -184,7 +187,7 @@ class Cell:
 
 def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
     """The selected cells, seed by seed (a partial run has every method for the first seeds)."""
-    unknown = sorted(set(cfg.methods) - set(METHODS))
+    unknown = sorted((set(cfg.methods) | set(cfg.sweep_methods)) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
     if not cfg.methods or not cfg.seeds or not cfg.ratios:
@@ -205,7 +208,11 @@ def settings(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
     return values
 
 
-def _check_budget(cfg: BenchmarkConfig) -> None:
+def _check_config(cfg: BenchmarkConfig) -> None:
+    """Raise ``ValueError`` for a budget the cells cannot spend exactly, or data without a val split."""
+    if cfg.data != "synthetic" and not (Path(cfg.data) / "val.txt").is_file():
+        raise ValueError(f"--data {cfg.data!r}: the benchmark needs held-out clips; pass 'synthetic' or a folder "
+                         "holding train.txt and val.txt")
     if cfg.total_clips < cfg.num_envs or cfg.total_clips % cfg.num_envs:
         raise ValueError(f"total_clips={cfg.total_clips} must be a positive multiple of num_envs={cfg.num_envs}")
     if cfg.warmup_clips % cfg.num_envs or not 0 <= cfg.warmup_clips < cfg.total_clips:
@@ -226,11 +233,6 @@ def downstream_config(cfg: BenchmarkConfig, encoder: Path, out: Path, seed: int,
         spatial_views=cfg.eval_views[1], max_steps_per_epoch=cfg.downstream_max_steps, device=cfg.device,
         seed=seed, progress=False, save_classifier=False,
     )
-
-
-def _peak_rss_mb() -> float:
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2  # ru_maxrss: KiB on Linux, bytes on macOS
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def _pretrain(cell: Cell, cfg: BenchmarkConfig, env: Any, stats: CellStatsCallback, device: torch.device) -> Any:
@@ -266,9 +268,11 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     set_random_seed(cell.seed)  # the MAE's initialisation depends on the seed only
     engine = EngineConfig(lr=cfg.mae_lr, warmup_updates=cfg.mae_warmup_updates,
                           total_updates=cfg.total_clips // cfg.num_envs)
+    # Fixed maskers ignore the reward: they skip the baseline's extra forward, so clips/s stays their own.
+    baseline = cfg.reward_baseline if METHODS[cell.method].learned else "none"
     env = make_vec_env(data=cfg.data, mae_config=mae_config(cfg), mask_ratio=cell.mask_ratio, num_envs=cfg.num_envs,
                        device=device, engine_config=engine, obs_dtype="float16", seed=cell.seed,
-                       reward=RewardConfig(mode=cfg.reward_mode, normalize=cfg.normalize_reward))
+                       reward=RewardConfig(mode=cfg.reward_mode, baseline=baseline, normalize=cfg.normalize_reward))
     try:
         heldout = HeldOutClips(cfg.data, env.core.spec, cfg.eval_clips, cfg.eval_mask_ratio, cfg.eval_seed)
         stats = CellStatsCallback(env.engine, heldout, cfg.total_clips, cfg.warmup_clips, cfg.curve_points,
@@ -276,7 +280,7 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
         pretrain_start = time.perf_counter()
         agent = _pretrain(cell, cfg, env, stats, device)
         pretrain_s = time.perf_counter() - pretrain_start
-        peak_rss = _peak_rss_mb()
+        peak_rss = peak_rss_mb()
         val_loss = heldout.loss(env.engine)
         encoder = export_encoder(env.engine.model, cell_dir / "encoder", format="native", overwrite=True)
         downstream_start = time.perf_counter()
@@ -304,13 +308,12 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def write_json_atomic(data: dict[str, Any], path: Path) -> Path:
-    """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+def _run_cell_reporting(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
+    """:func:`run_cell` for a child process: a failure carries the child's traceback to the parent."""
+    try:
+        return run_cell(cell, cfg)
+    except Exception:
+        raise RuntimeError(traceback.format_exc()) from None
 
 
 def cell_path(out: Path, cell: Cell) -> Path:
@@ -336,12 +339,12 @@ def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:
     """Run a cell in its own process and store it; returns an error message instead of raising."""
     error_file = Path(cfg.out) / "cells" / f"{cell.name}.error.txt"
     try:
-        record = run_isolated(run_cell, cell, cfg)  # type: ignore[arg-type]  # returns the record dict
+        record = run_isolated(_run_cell_reporting, cell, cfg)
     except Exception as exc:  # noqa: BLE001 - one failed cell must not stop the matrix
         message = f"{type(exc).__name__}: {exc}"
         error_file.parent.mkdir(parents=True, exist_ok=True)
-        error_file.write_text(message + "\n" + traceback.format_exc())
-        print(f"[benchmark] {cell.name} FAILED: {message}", file=log, flush=True)
+        error_file.write_text(message + "\n")
+        print(f"[benchmark] {cell.name} FAILED (see {error_file}): {message.splitlines()[-1]}", file=log, flush=True)
         return message
     error_file.unlink(missing_ok=True)
     write_json_atomic(record, cell_path(cfg.out, cell))
@@ -364,10 +367,8 @@ class BenchmarkResult:
 
 def run_benchmark(cfg: BenchmarkConfig, log: Any = sys.stdout) -> BenchmarkResult:
     """Run every unfinished selected cell (``cfg.jobs`` at a time), then write the report over all finished cells."""
-    from agents.benchmark_report import write_report
-
     cfg = apply_quick(cfg)
-    _check_budget(cfg)
+    _check_config(cfg)
     mae_config(cfg)  # fail early on bad overrides
     cells = list_cells(cfg)
     result = BenchmarkResult()

@@ -4,12 +4,14 @@
 evaluates its MAE on the same clips with the same masked tokens, in eval mode, without an
 update, so the losses are comparable across samplers and mask ratios. :class:`CellStatsCallback`
 is an SB3 callback that counts clips, stops training exactly at the budget, records the MAE's
-training loss, the env's motion precision (and its random-mask baseline, the foreground share)
-and a held-out learning curve.
+training loss, the env's motion precision (and its random-mask baseline, the foreground share),
+motion recall and a held-out learning curve.
 """
 
 from __future__ import annotations
 
+import resource
+import sys
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,13 @@ from tats_env.data import build_dataset, make_dataloader
 from tats_env.env import CoTrainingEngine
 from tats_env.mae.masking import random_mask
 
-__all__ = ["HeldOutClips", "CellStatsCallback"]
+__all__ = ["HeldOutClips", "CellStatsCallback", "peak_rss_mb"]
+
+
+def peak_rss_mb() -> float:
+    """Resident-set high-water mark of this process in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 class HeldOutClips:
@@ -95,6 +103,7 @@ class CellStatsCallback(BaseCallback):
         """``(clips so far, held-out loss under the common mask)``."""
         self._precision: list[float] = []
         self._share: list[float] = []
+        self._recall: list[float] = []
         self._rewards: list[float] = []
 
     def _on_step(self) -> bool:
@@ -104,6 +113,8 @@ class CellStatsCallback(BaseCallback):
         if self.clips > self.measure_from:
             self._precision += [info["motion_precision"] for info in infos if "motion_precision" in info]
             self._share += [info["foreground_share"] for info in infos if "foreground_share" in info]
+            # NaN when a clip has no foreground token.
+            self._recall += [info["motion_recall"] for info in infos if np.isfinite(info.get("motion_recall", np.nan))]
             self._rewards += [float(r) for r in np.asarray(self.locals["rewards"]).reshape(-1)]
         while self._curve_at and self.clips >= self._curve_at[0]:
             self._curve_at.pop(0)
@@ -119,6 +130,7 @@ class CellStatsCallback(BaseCallback):
         return {
             "motion_precision": mean(self._precision),
             "foreground_share": mean(self._share),
+            "motion_recall": mean(self._recall),
             "mean_reward": mean(self._rewards),
             "final_train_loss": mean(tail),
         }

@@ -79,7 +79,7 @@ METHODS: dict[str, MethodSpec] = {
     "sac_topk": MethodSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreAction)", SAC,
                            score_actions=True),
     **{name: MethodSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking") for name in MASKERS},
-    "scratch": MethodSpec("scratch", "scratch", "no pre-training: the initial encoder goes straight to probe / fine-tune"),
+    "scratch": MethodSpec("scratch", "scratch", "no pre-training: the initial encoder straight to probe / fine-tune"),
 }
 
 # Set by the benchmark for every method alike; a YAML file must not change them.
@@ -179,7 +179,8 @@ class FixedMaskerAgent:
 
     def _masks(self) -> np.ndarray:
         assert self.core.batch is not None
-        mask = self.masker(self.core.batch["video"], self.core.spec, self.core.config.mask_ratio, generator=self.generator)
+        core = self.core
+        mask = self.masker(core.batch["video"], core.spec, core.config.mask_ratio, generator=self.generator)
         return mask.cpu().numpy().astype(np.int8)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,

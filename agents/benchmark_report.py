@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,26 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["CSV_COLUMNS", "load_records", "write_csv", "aggregate", "render_markdown", "plot_learning_curves",
+__all__ = ["CSV_COLUMNS", "write_json_atomic", "load_records", "write_csv", "aggregate", "render_markdown", "plot_learning_curves",
            "plot_accuracy", "write_report"]
 
 CSV_COLUMNS: list[str] = [
     "method", "mask_ratio", "seed", "clips", "mae_updates", "warmup_clips", "val_recon_loss", "final_train_loss",
-    "probe_top1", "finetune_top1", "motion_precision", "foreground_share", "mean_reward", "pretrain_s", "probe_s",
-    "finetune_s", "wall_s", "clips_per_s", "peak_rss_mb", "sampler_params",
+    "probe_top1", "finetune_top1", "motion_precision", "foreground_share", "motion_recall", "mean_reward",
+    "pretrain_s", "probe_s", "finetune_s", "wall_s", "clips_per_s", "peak_rss_mb", "sampler_params",
 ]
 _AGGREGATED = ["finetune_top1", "probe_top1", "val_recon_loss", "motion_precision", "foreground_share",
                "clips_per_s", "peak_rss_mb", "wall_s"]
+
+
+def write_json_atomic(data: dict[str, Any], path: str | Path) -> Path:
+    """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def load_records(out: str | Path) -> list[dict[str, Any]]:
@@ -41,7 +52,8 @@ def write_csv(records: list[dict[str, Any]], path: str | Path) -> Path:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: ("" if record["metrics"].get(k) is None else record["metrics"][k]) for k in CSV_COLUMNS})
+            metrics = record["metrics"]
+            writer.writerow({k: "" if metrics.get(k) is None else metrics[k] for k in CSV_COLUMNS})
     return Path(path)
 
 
@@ -122,10 +134,11 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
     rows = aggregate(records)
     s = records[0]["settings"]
     m0 = records[0]["metrics"]
+    overrides = ", overrides " + " ".join(s["mae_overrides"]) if s["mae_overrides"] else ""
     lines = [
         "# Sampler benchmark", "",
-        f"Budget per cell: {s['total_clips']} pre-training clips = {m0['mae_updates']} MAE updates of "
-        f"{s['num_envs']} clips (preset `{s['preset']}`{', overrides ' + ' '.join(s['mae_overrides']) if s['mae_overrides'] else ''}, "
+        f"Budget per cell: {s['total_clips']} pre-training clips = {s['total_clips'] // s['num_envs']} MAE updates of "
+        f"{s['num_envs']} clips (preset `{s['preset']}`{overrides}, "
         f"data `{s['data']}`). Learned samplers spend the first {s['warmup_clips']} clips with random masks. "
         f"Held-out loss: {s['eval_clips'] or 'all'} val clips under one common random mask at ratio "
         f"{s['eval_mask_ratio']:g} (seed {s['eval_seed']}), MAE in eval mode. Downstream: linear probe "
@@ -137,7 +150,8 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
         _best_line(rows, "probe_top1", "Best linear probe top-1", True, 100, " %", 1),
         _best_line(rows, "val_recon_loss", "Lowest held-out reconstruction loss", False, 1, "", 4), "",
         "| method | mask ratio | seeds | fine-tune top-1 % | Δ vs random (pp) | linear-probe top-1 % | "
-        "Δ probe vs random (pp) | held-out loss | motion precision | foreground share | clips/s | peak RSS MB | wall s |",
+        "Δ probe vs random (pp) | held-out loss | motion precision | foreground share | clips/s | peak RSS MB | "
+        "wall s |",
         "|" + "---|" * 13,
     ]
     for r in rows:
@@ -170,6 +184,7 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
     ratios = sorted({r["cell"]["mask_ratio"] for r in records})
     methods = sorted({r["cell"]["method"] for r in records})
     colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    warmup = records[0]["settings"]["warmup_clips"]  # dashed line: learned samplers take over
     fig = Figure(figsize=(4.5 * len(ratios), 7.0))
     axes = fig.subplots(2, len(ratios), squeeze=False)
     for col, ratio in enumerate(ratios):
@@ -187,7 +202,10 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
         axes[1, col].set_title("held-out loss, common random mask")
         for ax in axes[:, col]:
             ax.set_xlabel("pre-training clips")
-            ax.grid(alpha=0.3)
+            ax.set_yscale("log")  # late differences between samplers are small next to the first drop
+            if warmup:
+                ax.axvline(warmup, color="gray", ls="--", lw=0.8)
+            ax.grid(alpha=0.3, which="both")
         axes[0, col].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -200,7 +218,8 @@ def plot_accuracy(records: list[dict[str, Any]], path: str | Path) -> Path:
     fig = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
     ax = fig.add_subplot()
     x = np.arange(len(rows))
-    for offset, key, label, color in ((-0.2, "probe_top1", "linear probe", "C0"), (0.2, "finetune_top1", "fine-tune", "C1")):
+    bars = ((-0.2, "probe_top1", "linear probe", "C0"), (0.2, "finetune_top1", "fine-tune", "C1"))
+    for offset, key, label, color in bars:
         means = [100 * r[key][0] for r in rows]
         stds = [100 * (r[key][1] or 0.0) for r in rows]
         ax.bar(x + offset, means, width=0.4, yerr=stds, capsize=3, color=color, alpha=0.75, label=label)

@@ -216,8 +216,8 @@ class Reinforce:
         out = masks.cpu().numpy().astype(np.int8)
         return (out[0] if single else out), None
 
-    def _baseline(self, rewards: Tensor, values: Tensor) -> Tensor | float:
-        """The baseline for this batch, computed without looking at this batch's rewards."""
+    def _baseline(self, values: Tensor) -> Tensor | float:
+        """The baseline for this batch; it never looks at this batch's rewards (that would bias the gradient)."""
         if self.baseline_kind == "value":
             return values.detach()
         if self.baseline_kind == "ema":
@@ -228,7 +228,7 @@ class Reinforce:
     def train_step(self, dist: KSubsetDistribution, masks: Tensor, values: Tensor, rewards: Tensor) -> dict[str, float]:
         """One gradient step on one batch of (mask, reward) pairs; returns the logged statistics."""
         log_prob = dist.log_prob(masks)
-        baseline = self._baseline(rewards, values)
+        baseline = self._baseline(values)
         loss, advantage = reinforce_loss(log_prob, rewards, baseline, self.normalize_advantage)
         stats = {"policy_loss": float(loss.detach()), "advantage_mean": float(advantage.mean())}
         if self.ent_coef > 0:

@@ -10,13 +10,16 @@ was built.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_module
 import resource
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,7 +84,7 @@ def measure(
     return StepStats(name, batch_size / elapsed, elapsed * 1000, peak, str(device), batch_size)
 
 
-def _child(queue: "mp.Queue[Any]", fn: Callable[..., StepStats], args: tuple[Any, ...]) -> None:
+def _child(queue: "mp.Queue[Any]", fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         torch.set_num_threads(max(1, torch.get_num_threads()))
         queue.put(("ok", fn(*args)))
@@ -89,17 +92,24 @@ def _child(queue: "mp.Queue[Any]", fn: Callable[..., StepStats], args: tuple[Any
         queue.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def run_isolated(fn: Callable[..., StepStats], *args: Any) -> StepStats:
-    """Run ``fn(*args)`` in a fresh spawned process and return its :class:`StepStats`.
+def run_isolated(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` in a fresh spawned process and return its result.
 
-    Used on the CPU so that each candidate's resident-memory peak is its own.
-    ``fn`` must be importable (a module-level function).
+    Used on the CPU so that each candidate's resident-memory peak is its own. ``fn`` must be
+    importable (a module-level function). A child that dies without answering (killed for
+    memory, crashed) raises ``RuntimeError`` with its exit code instead of hanging.
     """
     ctx = mp.get_context("spawn")
     queue: "mp.Queue[Any]" = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, fn, args))
     proc.start()
-    status, payload = queue.get()
+    while True:
+        try:
+            status, payload = queue.get(timeout=1.0)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"benchmark {fn.__name__} died without a result (exit code {proc.exitcode})") from None
     proc.join()
     if status != "ok":
         raise RuntimeError(f"benchmark {fn.__name__} failed in its subprocess: {payload}")

@@ -1,0 +1,161 @@
+"""Sampler benchmark: the matrix, YAML hyperparameters, exact budgets per method, and --quick end to end."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agents.benchmark import QUICK, BenchmarkConfig, Cell, apply_quick, list_cells, mae_config, run_cell
+from agents.benchmark_eval import CellStatsCallback, HeldOutClips
+from agents.benchmark_methods import METHODS, TokenProjection, build_agent, load_hyperparams
+from agents.benchmark_report import CSV_COLUMNS
+from agents.policy import TATSPolicy
+from tats_env import make_vec_env
+
+ROOT = Path(__file__).parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("benchmark_algos", ROOT / "experiments" / "benchmark_algos.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_matrix_sweeps_three_methods_over_ratios():
+    cells = list_cells(BenchmarkConfig())
+    assert len(cells) == 2 * (3 * 3 + 6)  # 2 seeds x (3 sweep methods x 3 ratios + 6 methods at 0.9)
+    assert {c.mask_ratio for c in cells if c.method == "ppo_tats"} == {0.75, 0.9, 0.95}
+    assert {c.mask_ratio for c in cells if c.method == "sac_topk"} == {0.9}
+    assert [c.seed for c in cells[:15]] == [0] * 15  # seed by seed: a partial run has every method
+    assert len({c.name for c in cells}) == len(cells)
+    picked = list_cells(BenchmarkConfig(methods=("reinforce", "tube"), ratios=(0.75,), seeds=(3,)))
+    assert [c.name for c in picked] == ["reinforce_r0.9_s3", "tube_r0.75_s3"]
+    with pytest.raises(ValueError, match="unknown methods"):
+        list_cells(BenchmarkConfig(methods=("dqn",)))
+
+
+def test_quick_keeps_explicit_choices():
+    quick = apply_quick(BenchmarkConfig(quick=True, seeds=(5,)))
+    assert quick.seeds == (5,) and quick.methods == ("ppo_tats", "reinforce", "random")
+    assert quick.total_clips == 16 and mae_config(quick).embed_dim == 32
+    assert apply_quick(BenchmarkConfig()) == BenchmarkConfig()
+
+
+def test_yaml_hyperparameters_resolve_and_reject_budget_keys(tmp_path):
+    raw, ppo = load_hyperparams("ppo_tats")
+    assert ppo["policy"] is TATSPolicy and raw["policy"] == "agents:TATSPolicy"
+    assert ppo["gamma"] == 0.0 and ppo["policy_kwargs"]["tats_config"]["dim"] == 32
+    _, sac = load_hyperparams("sac_topk")
+    assert sac["policy_kwargs"]["features_extractor_class"] is TokenProjection
+    assert load_hyperparams("a2c_tats")[1]["n_steps"] == 4 and load_hyperparams("reinforce")[1]["baseline"] == "ema"
+    assert load_hyperparams("tube") == ({}, {})
+    (tmp_path / "reinforce.yaml").write_text("TATS/VideoMasking-v0:\n  learning_rate: 1.0e-3\n  seed: 3\n")
+    with pytest.raises(ValueError, match="seed"):
+        load_hyperparams("reinforce", tmp_path)
+    with pytest.raises(FileNotFoundError, match="ppo_tats.yaml"):
+        load_hyperparams("ppo_tats", tmp_path)
+
+
+@pytest.mark.parametrize("method", ["ppo_tats", "a2c_tats", "sac_topk", "tube", "running_cell", "motion_energy"])
+def test_every_method_stops_exactly_at_the_budget(method, synthetic_root):
+    """6 clips of 2 per step: PPO/A2C rollouts (8 clips) would overshoot; the callback must stop at 3 updates."""
+    cfg = BenchmarkConfig(mae_overrides=QUICK["mae_overrides"])
+    torch.manual_seed(0)
+    vec = make_vec_env(data=str(synthetic_root), mae_config=mae_config(cfg), num_envs=2, obs_dtype="float16")
+    _, hyperparams = load_hyperparams(method)
+    if method == "sac_topk":  # make SAC take gradient steps within the tiny budget
+        hyperparams.update(learning_starts=2, batch_size=4, buffer_size=16)
+    agent = build_agent(method, vec, hyperparams, seed=0, device="cpu")
+    heldout = HeldOutClips(str(synthetic_root), vec.core.spec, num_clips=4, mask_ratio=0.9, seed=1)
+    stats = CellStatsCallback(vec.engine, heldout, total_clips=6, measure_from=2, curve_points=3, curve_clips=2)
+    agent.learn(100, callback=stats)
+    assert vec.engine.num_updates == 3 and stats.clips == 6
+    assert [c for c, _ in stats.heldout_curve] == [0, 2, 4, 6]
+    summary = stats.summary()
+    assert 0.0 <= summary["motion_precision"] <= 1.0 and 0.0 < summary["foreground_share"] < 1.0
+    if method == "sac_topk":
+        assert agent.replay_buffer.observations.dtype == np.float16
+        assert isinstance(agent.actor.features_extractor, TokenProjection)
+        assert agent._n_updates > 0
+
+
+def test_scratch_cell_skips_pre_training(synthetic_root, tmp_path):
+    cfg = apply_quick(BenchmarkConfig(quick=True, data=str(synthetic_root), out=tmp_path))
+    threads = torch.get_num_threads()
+    try:
+        record = run_cell(Cell("scratch", 0.9, 0), cfg)
+    finally:
+        torch.set_num_threads(threads)
+    m = record["metrics"]
+    assert m["clips"] == 0 and m["mae_updates"] == 0 and m["clips_per_s"] is None and m["sampler_params"] == 0
+    assert m["motion_precision"] is None and 0.0 <= m["finetune_top1"] <= 1.0 and m["num_classes"] == 12
+    assert record["curves"]["train"] == [] and [c for c, _ in record["curves"]["heldout"]] == [0]
+    assert (tmp_path / "cells" / "scratch_r0.9_s0" / "encoder" / "config.json").is_file()
+
+
+def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
+    script = load_script()
+    out = tmp_path / "bench"
+    argv = ["--quick", "--data", str(synthetic_root), "--out", str(out)]
+    result = script.main(argv)
+    assert sorted(result.ran) == ["ppo_tats_r0.9_s0", "random_r0.9_s0", "reinforce_r0.9_s0"]
+    assert not result.failed and not result.skipped
+
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == CSV_COLUMNS and len(rows) == 3
+    by_method = {row["method"]: row for row in rows}
+    for method, row in by_method.items():
+        assert int(row["clips"]) == 16 and int(row["mae_updates"]) == 4 and row["seed"] == "0"
+        assert int(row["warmup_clips"]) == (8 if METHODS[method].learned else 0)
+        assert 0.0 <= float(row["probe_top1"]) <= 1.0 and 0.0 <= float(row["finetune_top1"]) <= 1.0
+        assert 0.0 <= float(row["motion_precision"]) <= 1.0
+        assert float(row["val_recon_loss"]) > 0 and float(row["clips_per_s"]) > 0 and float(row["peak_rss_mb"]) > 100
+    assert int(by_method["ppo_tats"]["sampler_params"]) > 0 and int(by_method["random"]["sampler_params"]) == 0
+
+    records = {p.stem: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
+    curves = [r["curves"] for r in records.values()]
+    # Same seed: same MAE initialisation, same clips, same warm-up masks -> identical until the samplers take over.
+    assert len({c["heldout"][0][1] for c in curves}) == 1
+    assert len({tuple(map(tuple, c["train"][:2])) for c in curves}) == 1
+    assert len({c["train"][-1][1] for c in curves}) == 3
+
+    table = (out / "results.md").read_text()
+    assert "| method | mask ratio | seeds | fine-tune top-1 % |" in table and "Best encoder" in table
+    for method in ("ppo_tats", "reinforce", "random"):
+        assert f"| {method} | 0.9 | 1 |" in table
+    for name in ("learning_curves.png", "accuracy.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    again = script.main(argv)
+    assert again.ran == [] and sorted(again.skipped) == sorted(result.ran)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    with pytest.raises(ValueError, match="total_clips"):
+        script.main(argv + ["--total-clips", "24"])
+    with pytest.raises(ValueError, match="val.txt"):
+        script.main(["--quick", "--data", str(synthetic_root / "train.txt"), "--out", str(out)])
+
+
+def test_a_failing_cell_is_reported_and_does_not_stop_the_run(synthetic_root, tmp_path, capsys):
+    algos = tmp_path / "algos"
+    algos.mkdir()
+    (algos / "reinforce.yaml").write_text("TATS/VideoMasking-v0:\n  learning_rate: 1.0e-3\n  bogus_option: 1\n")
+    out = tmp_path / "bench"
+    argv = ["--quick", "--data", str(synthetic_root), "--out", str(out), "--methods", "reinforce", "random",
+            "--algos-dir", str(algos)]
+    with pytest.raises(SystemExit) as exit_info:
+        load_script().main(argv)
+    assert exit_info.value.code == 1
+    error = (out / "cells" / "reinforce_r0.9_s0.error.txt").read_text()
+    assert "bogus_option" in error and "Traceback" in error  # the child's own traceback
+    assert not (out / "cells" / "reinforce_r0.9_s0.json").exists()
+    assert (out / "cells" / "random_r0.9_s0.json").is_file()  # the other cell still ran
+    assert "reinforce_r0.9_s0" in capsys.readouterr().err

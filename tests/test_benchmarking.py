@@ -1,0 +1,27 @@
+"""Benchmark helpers: isolated runs report results and crashes; tables render."""
+
+import math
+import os
+
+import pytest
+
+from tats_env.benchmarking import markdown_table, run_isolated
+
+
+def test_run_isolated_returns_the_child_result():
+    assert run_isolated(math.factorial, 5) == 120
+
+
+def test_run_isolated_reports_a_dead_child_instead_of_hanging():
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        run_isolated(os._exit, 3)
+
+
+def test_run_isolated_reports_child_exceptions():
+    with pytest.raises(RuntimeError, match="ValueError"):
+        run_isolated(int, "not a number")
+
+
+def test_markdown_table_formats_floats():
+    table = markdown_table([{"a": 1.234, "b": "x"}], ["a", "b"])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1.23 | x |"]
