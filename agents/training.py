@@ -55,7 +55,7 @@ class TrainConfig:
     """Linear lr warm-up of the MAE, in optimizer steps."""
     reward_mode: Literal["adversarial", "cooperative"] = "adversarial"
     """adversarial: reward = masked-token error (hunt hard tokens); cooperative: its negative."""
-    reward_baseline: Literal["none", "random"] = "random"
+    reward_baseline: Literal["none", "random"] = "none"
     """Subtract the error under a random mask of the same clip (paired control variate; +1 MAE forward)."""
     normalize_reward: bool = True
     """Standardise rewards with running statistics (the MAE loss drifts as it learns)."""

@@ -35,9 +35,9 @@ class Args(TrainConfig):
 
 
 def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
-    """The env stepped with tube masks."""
+    """The env stepped with tube masks (no reward baseline forward: nothing here reads the reward)."""
     def build() -> Callable[[], None]:
-        env = build_env(args, device)
+        env = build_env(dataclasses.replace(args, reward_baseline="none"), device)
         env.reset()
         g = torch.Generator(device=device).manual_seed(args.seed)
 
