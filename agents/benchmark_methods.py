@@ -157,8 +157,8 @@ class TokenProjection(BaseFeaturesExtractor):
 class FixedMaskerAgent:
     """Trains the env's MAE with a fixed masker (random, tube, running_cell, motion_energy).
 
-    Mirrors :func:`agents.training.warm_up_mae` with the ``learn(total_clips, callback=...)``
-    interface of an SB3 algorithm, so the benchmark records every method with the same callbacks.
+    Has the ``learn(total_clips, callback=...)`` interface of an SB3 algorithm, so the benchmark
+    records every method with the same callbacks; :func:`agents.training.warm_up_mae` uses it too.
     """
 
     def __init__(self, env: VideoMaskingVecEnv, masker: str, seed: int | None = None) -> None:

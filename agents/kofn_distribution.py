@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from stable_baselines3.common.distributions import Distribution
 from torch import Tensor, nn
 
+from tats_env.mae.masking import topk_mask as masking_topk
+
 __all__ = [
     "log_esp", "log_normalizer", "inclusion_probs", "sample_kofn", "topk_mask",
     "KSubsetDistribution", "KOfNMaskDistribution", "kofn_kl_divergence",
@@ -214,9 +216,7 @@ def sample_kofn(logits: Tensor, k: int, generator: torch.Generator | None = None
 def topk_mask(scores: Tensor, k: int) -> Tensor:
     """Most likely subset: the k highest scores, ties broken by the lower index. Float mask."""
     _check_k(scores.shape[-1], k)
-    order = torch.sort(scores.detach(), dim=-1, descending=True, stable=True).indices
-    mask = torch.zeros_like(scores)
-    return mask.scatter_(-1, order[..., :k], 1.0)
+    return masking_topk(scores.detach(), k).to(scores.dtype)
 
 
 class KSubsetDistribution:

@@ -15,12 +15,12 @@ from stable_baselines3.common.callbacks import CallbackList, ProgressBarCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor
 
+from agents.benchmark_methods import FixedMaskerAgent
 from agents.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
 from agents.checkpoint import CHECKPOINT_NAME, atomic_torch_save, find_checkpoint, load_checkpoint, rng_state, set_rng_state
 from agents.policy import TATSPolicy
 from agents.tats_network import TATSConfig
 from tats_env.env import EngineConfig, RewardConfig, VideoMaskingVecEnv, make_vec_env
-from tats_env.mae.masking import get_masker
 
 
 @dataclass
@@ -135,17 +135,9 @@ def build_ppo(cfg: TrainConfig, env: Any, device: torch.device) -> PPO:
 
 def warm_up_mae(env: VideoMaskingVecEnv, clips: int, masker_name: str, seed: int) -> int:
     """Train the env's MAE on ``clips`` clips with a fixed masker; returns the clips used."""
-    core = env.core
-    masker = get_masker(masker_name)
-    generator = torch.Generator(device=core.device).manual_seed(seed)
-    done = 0
-    env.reset()
-    while done < clips:
-        assert core.batch is not None
-        mask = masker(core.batch["video"], core.spec, core.config.mask_ratio, generator=generator)
-        env.step(mask.cpu().numpy().astype("int8"))
-        done += env.num_envs
-    return done
+    agent = FixedMaskerAgent(env, masker_name)
+    agent.generator.manual_seed(seed)
+    return agent.learn(clips).num_timesteps
 
 
 class CoTrainer:

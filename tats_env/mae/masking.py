@@ -27,10 +27,10 @@ class Masker(Protocol):
 
 
 def topk_mask(scores: Tensor, k: int) -> Tensor:
-    """Mask the ``k`` highest scores of each row; ties go to the lower token index (deterministic)."""
-    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    """Bool mask of the ``k`` highest scores along the last dim; ties go to the lower index (deterministic)."""
+    order = torch.argsort(scores, dim=-1, descending=True, stable=True)
     mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-    return mask.scatter_(1, order[:, :k], True)
+    return mask.scatter_(-1, order[..., :k], True)
 
 
 def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
