@@ -130,6 +130,9 @@ class BenchmarkConfig:
     """Keep each cell's exported encoder (cells/<cell>/encoder)."""
     progress: bool = False
     """Show SB3 progress bars inside the cells."""
+    report_only: bool = False
+    """Run no cell: rewrite results.csv/md and the plots from the cells already finished in --out
+    (e.g. while a long run is still going, or after it was stopped)."""
     quick: bool = False
     """CI smoke run: tiny budget and MAE, ppo_tats/reinforce/random at the main ratio, one seed, 2 jobs."""
 
@@ -378,8 +381,13 @@ def run_benchmark(cfg: BenchmarkConfig, log: Any = sys.stdout) -> BenchmarkResul
             result.skipped.append(cell.name)
         else:
             todo.append(cell)
-    print(f"[benchmark] {len(cells)} cells: {len(result.skipped)} finished, {len(todo)} to run "
-          f"({cfg.jobs} at a time) -> {cfg.out}", file=log, flush=True)
+    if cfg.report_only:
+        print(f"[benchmark] report only: {len(result.skipped)} of {len(cells)} selected cells finished -> {cfg.out}",
+              file=log, flush=True)
+        todo = []
+    else:
+        print(f"[benchmark] {len(cells)} cells: {len(result.skipped)} finished, {len(todo)} to run "
+              f"({cfg.jobs} at a time) -> {cfg.out}", file=log, flush=True)
     with ThreadPoolExecutor(max_workers=max(1, cfg.jobs)) as pool:
         errors = list(pool.map(lambda c: _run_one(cfg, c, log), todo))
     for cell, error in zip(todo, errors):

@@ -36,9 +36,11 @@ class TrainConfig:
     num_envs: int = 8
     """Clips per env step (one batched MAE update per step)."""
     total_steps: int = 6000
-    """Training clips for the PPO phase (SB3 timesteps; one clip = one one-step episode)."""
+    """Training clips for the PPO phase (SB3 timesteps; one clip = one one-step episode); 0 with a long
+    --warmup-steps is plain VideoMAE pre-training with --warmup-masker (the no-sampler baseline)."""
     warmup_steps: int = 800
-    """Clips of MAE warm-up with a fixed masker before the sampler takes over (0 disables)."""
+    """Clips of MAE warm-up with a fixed masker before the sampler takes over (0 disables); checkpointed
+    every --checkpoint-every clips, so a killed warm-up resumes too."""
     warmup_masker: str = "random"
     """Fixed masker used during warm-up: random, tube, running_cell, motion_energy."""
     device: str = "auto"
@@ -199,8 +201,9 @@ class CoTrainer:
             resumed_from = self.model.num_timesteps
         (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         start = time.perf_counter()
-        if self.warmup_done < cfg.warmup_steps:
-            self.warmup_done += warm_up_mae(self.env, cfg.warmup_steps - self.warmup_done, cfg.warmup_masker, cfg.seed)
+        while self.warmup_done < cfg.warmup_steps:  # in checkpoint-sized chunks, so a killed warm-up resumes
+            chunk = min(cfg.warmup_steps - self.warmup_done, max(cfg.checkpoint_every, cfg.num_envs))
+            self.warmup_done += warm_up_mae(self.env, chunk, cfg.warmup_masker, cfg.seed + self.warmup_done)
             self.save()
         remaining = max(cfg.total_steps - self.model.num_timesteps, 0)
         callbacks = [

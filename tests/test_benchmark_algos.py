@@ -138,6 +138,14 @@ def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
     again = script.main(argv)
     assert again.ran == [] and sorted(again.skipped) == sorted(result.ran)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # --report-only on a wider selection runs nothing and reports only the finished cells.
+    (out / "results.csv").unlink()
+    report = script.main(argv + ["--report-only", "--methods", "ppo_tats", "tube", "random"])
+    assert report.ran == [] and sorted(report.skipped) == ["ppo_tats_r0.9_s0", "random_r0.9_s0"]
+    assert not (out / "cells" / "tube_r0.9_s0.json").exists()
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3  # the report covers every finished cell in --out
     with pytest.raises(ValueError, match="total_clips"):
         script.main(argv + ["--total-clips", "24"])
     with pytest.raises(ValueError, match="val.txt"):

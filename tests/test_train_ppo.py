@@ -88,3 +88,32 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     assert summary["resumed_from"] == done
     assert summary["clips"] == done + rollout + 8  # PPO clips + warm-up clips
     assert summary["mae_updates"] == saved["core"]["engine"]["num_updates"] + rollout // 4
+
+
+def test_warmup_only_run_checkpoints_in_chunks_and_resumes(synthetic_root, tmp_path, monkeypatch):
+    """--total-steps 0 is plain VideoMAE pre-training; its warm-up saves every checkpoint_every clips."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import train_ppo
+    from agents import training
+
+    out = tmp_path / "run"
+    saved_at: list[int] = []
+    original_save = training.CoTrainer.save
+
+    def recording_save(self):  # type: ignore[no-untyped-def]
+        saved_at.append(self.warmup_done)
+        return original_save(self)
+
+    monkeypatch.setattr(training.CoTrainer, "save", recording_save)
+    args = _tiny_args(synthetic_root, out, 0, checkpoint_every=8)
+    args[args.index("--warmup-steps") + 1] = "16"
+    summary = train_ppo.main(args)
+    assert saved_at == [8, 16]
+    assert summary["clips"] == 16 and summary["mae_updates"] == 4
+    assert load_checkpoint(out / "checkpoint.pt")["num_timesteps"] == 0
+
+    # A longer warm-up resumed from the checkpoint continues at 16 clips instead of starting over.
+    saved_at.clear()
+    args[args.index("--warmup-steps") + 1] = "24"
+    summary = train_ppo.main(args + ["--resume"])
+    assert saved_at == [24] and summary["clips"] == 24 and summary["mae_updates"] == 6
