@@ -227,6 +227,9 @@ def plot_accuracy(records: list[dict[str, Any]], path: str | Path) -> Path:
             seeds = [100 * rec["metrics"][key] for rec in records
                      if rec["cell"]["method"] == r["method"] and rec["cell"]["mask_ratio"] == r["mask_ratio"]]
             ax.scatter(np.full(len(seeds), x[i] + offset), seeds, s=10, color="black", zorder=3)
+    classes = {rec["metrics"].get("num_classes") for rec in records} - {None}
+    if len(classes) == 1:  # without a chance line, bars at chance read like results
+        ax.axhline(100.0 / classes.pop(), color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xticks(x, [f"{r['method']} @{r['mask_ratio']:g}" for r in rows], fontsize=7, rotation=45, ha="right")
     ax.set_ylabel("top-1 (%)")
     ax.set_title("downstream accuracy (bars: mean over seeds, dots: seeds)")
