@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterator
 
@@ -83,10 +84,9 @@ class ClipStream:
     def _drop_pending(self) -> None:
         if self._pending is not None:
             self._pending.cancel()
-            try:
+            # A discarded prefetch may have failed; the next load hits the same video and reports it.
+            with contextlib.suppress(Exception):
                 self._pending.result()
-            except Exception:  # noqa: BLE001 - a discarded prefetch may fail; the next load reports it
-                pass
             self._pending = None
 
     def close(self) -> None:
