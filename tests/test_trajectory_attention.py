@@ -81,8 +81,9 @@ def test_matches_reference_values_and_gradients_float64(grid: tuple[int, ...]) -
     names = ["x", *(name for name, _ in attn.named_parameters())]
     for name, g, g_ref in zip(names, grads, grads_ref, strict=True):
         torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-10)
-        # With a single frame the temporal softmax is constant, so W_q2 gets no gradient.
-        assert (g.abs().sum() > 0) != (grid[0] == 1 and name.startswith("proj_q")), name
+        # With a single frame the temporal softmax is constant, so W_q2 gets no gradient (up to
+        # float64 round-off of the softmax's backward, ~1e-12 on some kernels).
+        assert (g.abs().sum() > 1e-9) != (grid[0] == 1 and name.startswith("proj_q")), name
 
 
 @pytest.mark.parametrize("grid", [(2, 2, 3), (1, 4), (4, 2, 2)])
