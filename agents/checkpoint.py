@@ -1,41 +1,22 @@
 """Atomic training checkpoints: policy, MAE, optimizers, counters and RNG states in one file.
 
-A checkpoint is written to a temporary file in the same folder, flushed and ``fsync``-ed,
-then moved over the target with ``os.replace``, so a run killed mid-write never leaves a
-truncated checkpoint. The top-level ``mae_config``/``mae_state`` keys make every checkpoint
+A checkpoint is written with :func:`tats_env.utils.atomic_torch_save` (temporary file, fsync,
+``os.replace``), so a run killed mid-write never leaves a truncated checkpoint. The top-level ``mae_config``/``mae_state`` keys make every checkpoint
 a valid source for :func:`tats_env.export_encoder`.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from tats_env.utils import atomic_torch_save
+
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def rng_state() -> dict[str, Any]:

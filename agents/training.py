@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import CallbackList, ProgressBarCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor
 
-from agents.benchmark_methods import FixedMaskerAgent
+from agents.fixed_masker import FixedMaskerAgent
 from agents.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
 from agents.checkpoint import CHECKPOINT_NAME, atomic_torch_save, find_checkpoint, load_checkpoint, rng_state, set_rng_state
 from agents.policy import TATSPolicy

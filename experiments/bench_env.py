@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tats_env.benchmarking import markdown_table, synchronize
+from agents.bench.timing import markdown_table, synchronize
 from tats_env.cli import parse_config
 from tats_env.env import make_vec_env
 from tats_env.mae.masking import random_mask

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import torch
 
-from tats_env.benchmarking import StepStats, autocast_context, markdown_table, measure, run_isolated
+from agents.bench.timing import StepStats, markdown_table, measure, run_isolated
+from tats_env.utils import autocast_context
 from tats_env.cli import parse_config
 from tats_env.config import MAEConfig, get_preset
 from tats_env.mae import VideoMAE, tube_mask

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from agents.training import TrainConfig, build_env, build_ppo, resolve_device
-from tats_env.benchmarking import StepStats, markdown_table, measure, run_isolated
+from agents.bench.timing import StepStats, markdown_table, measure, run_isolated
 from tats_env.cli import parse_config
 from tats_env.mae.masking import tube_mask
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from agents.benchmark import BenchmarkConfig, BenchmarkResult, run_benchmark
+from agents.bench.matrix import BenchmarkConfig, BenchmarkResult, run_benchmark
 from tats_env.cli import parse_config
 
 

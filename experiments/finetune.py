@@ -5,7 +5,7 @@
     python experiments/finetune.py --encoder exports/native --init random --out runs/scratch   # baseline
     python experiments/finetune.py --config experiments/configs/finetune.yaml --lr 5e-4
 
-Every option of :class:`tats_env.finetune.FinetuneConfig` is a flag (``--help`` lists them);
+Every option of :class:`tats_env.downstream.FinetuneConfig` is a flag (``--help`` lists them);
 ``--config FILE.yaml`` sets defaults that flags override. Writes metrics.json, confusion.png,
 TensorBoard events (tb/) and classifier.pt into ``--out``.
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tats_env.cli import parse_config
-from tats_env.finetune import FinetuneConfig, finetune
+from tats_env.downstream import FinetuneConfig, finetune
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from tats_env.env import (
     make_vec_env,
 )
 
-from tats_env.export import FeatureEncoder, export_encoder, load_encoder
+from tats_env.export import export_encoder, load_encoder
+from tats_env.mae import FeatureEncoder
 
 ENV_ID = "TATS/VideoMasking-v0"
 

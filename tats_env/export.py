@@ -37,8 +37,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from tats_env.config import MAEConfig
-from tats_env.mae.layers import run_blocks
-from tats_env.mae.model import VideoEncoder, VideoMAE
+from tats_env.mae.model import FeatureEncoder, VideoEncoder, VideoMAE
+from tats_env.utils import replace_dir
 
 __all__ = [
     "FORMATS", "FORMAT_VERSION", "FeatureEncoder", "KeyRow", "check_state_dict", "export_encoder",
@@ -167,25 +167,6 @@ def _unrename(state: dict[str, Tensor], rows: list[KeyRow]) -> dict[str, Tensor]
             else state[row.theirs[0]] for row in rows if row.theirs}
 
 
-class FeatureEncoder(VideoEncoder):
-    """An exported encoder as a feature extractor: ``(B, C, T, H, W)`` -> ``(B, N, D)``, no masking.
-
-    Returns the last block's output before the pre-training ``norm`` (HF ``last_hidden_state``
-    with mean pooling), or after it when ``final_norm`` is True. Parameter names are those of
-    :class:`VideoEncoder`, so it is itself a valid ``source`` for :func:`export_encoder`.
-    """
-
-    def __init__(self, cfg: MAEConfig, final_norm: bool = False) -> None:
-        super().__init__(cfg)
-        self.final_norm = final_norm
-
-    def forward(self, videos: Tensor) -> Tensor:  # type: ignore[override]
-        """Token features of every token of ``videos``."""
-        x = self.patch_embed(videos) + self.pos_embed.to(videos.dtype)
-        x = run_blocks(self.blocks, x, self.cfg.use_checkpoint)
-        return self.norm(x) if self.final_norm else x
-
-
 def _strip_wrappers(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Drop the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes when every key has one."""
     for prefix in ("module.", "_orig_mod."):
@@ -298,22 +279,6 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move the finished ``tmp`` to ``out_dir``, keeping the old one until the move succeeded."""
-    backup = None
-    if out_dir.exists():
-        backup = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-        out_dir.rename(backup)
-    try:
-        tmp.rename(out_dir)
-    except BaseException:
-        if backup is not None:
-            backup.rename(out_dir)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-
-
 def export_encoder(
     source: VideoMAE | VideoEncoder | str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -361,7 +326,7 @@ def export_encoder(
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
             _write_json(tmp / CONFIG_FILE, _hf_config(cfg, include_decoder))
             _write_json(tmp / PREPROCESSOR_FILE, _hf_preprocessor(cfg))
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -11,13 +11,13 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from tats_env.classify import (
+from tats_env.downstream.classify import (
     VideoClassifier, VideoMixup, build_criterion, build_optimizer, build_scheduler, confusion_matrix, topk_accuracy,
 )
 from tats_env.config import get_preset
 from tats_env.data.synthetic import SyntheticConfig, ensure_synthetic_dataset
 from tats_env.export import export_encoder, load_encoder
-from tats_env.finetune import FinetuneConfig, evaluate, finetune
+from tats_env.downstream.finetune import FinetuneConfig, evaluate, finetune
 from tats_env.mae import VideoMAE
 
 
@@ -179,7 +179,7 @@ def test_linear_probe_freezes_encoder_and_cli_random_baseline(export_dir, datase
 
 
 def test_random_init_keeps_the_architecture_but_not_the_weights(arch, export_dir):
-    from tats_env.finetune import _build_encoder
+    from tats_env.downstream.finetune import _build_encoder
 
     pretrained = _build_encoder(FinetuneConfig(encoder=str(export_dir), drop_path=0.2))
     scratch = _build_encoder(FinetuneConfig(encoder=str(export_dir), init="random", drop_path=0.2))

@@ -55,6 +55,22 @@ class EnvConfig:
     """Seed of the clip stream (shuffle and augmentation)."""
 
 
+def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-clip motion statistics of masks ``(B, N)`` against foreground tokens ``(B, N)`` (both bool).
+
+    ``motion_precision``: share of masked tokens on the foreground; ``foreground_share``: share of
+    all tokens on it (what random masking scores as precision); ``motion_recall``: share of
+    foreground tokens masked (NaN for a clip without foreground; random masking scores the ratio).
+    """
+    hits = (foreground & mask).sum(1).float()
+    fg_count = foreground.sum(1).float()
+    return {
+        "motion_precision": hits / mask.sum(1).float(),
+        "foreground_share": foreground.float().mean(1),
+        "motion_recall": torch.where(fg_count > 0, hits / fg_count.clamp_min(1), torch.full_like(hits, float("nan"))),
+    }
+
+
 class MaskingCore:
     """B masking episodes at once, backed by one :class:`CoTrainingEngine`."""
 
@@ -127,39 +143,22 @@ class MaskingCore:
         self.last_mask = mask
         self.episodes += self.num_envs
 
-        stats = [result.per_clip_loss.float()]
+        per_clip = {"recon_loss": result.per_clip_loss}
         if baseline is not None:
-            stats.append(baseline.float())
+            per_clip["baseline_recon_loss"] = baseline
         if "foreground" in self.batch:
-            fg = token_foreground(self.batch["foreground"], self.spec, self.config.foreground_threshold)
-            hits = (fg & mask).sum(1).float()
-            stats.append(hits / self.num_masked)
-            stats.append(fg.float().mean(1))
-            fg_count = fg.sum(1).float()
-            stats.append(torch.where(fg_count > 0, hits / fg_count.clamp_min(1), torch.full_like(hits, float("nan"))))
-        table = torch.stack(stats, dim=1).cpu().numpy()  # one device->host copy for all statistics
+            per_clip.update(motion_statistics(
+                token_foreground(self.batch["foreground"], self.spec, self.config.foreground_threshold), mask))
+        # One device->host copy for every per-clip statistic.
+        names = list(per_clip)
+        table = torch.stack([per_clip[name].float() for name in names], dim=1).cpu().numpy()
+        shared = {"batch_recon_loss": result.loss, "mask_ratio": self.num_masked / self.num_tokens, "mae_lr": result.lr}
         labels = self.batch["label"].tolist()
-        ratio = self.num_masked / self.num_tokens
-        infos: list[dict[str, Any]] = []
-        has_baseline = baseline is not None
-        for i in range(self.num_envs):
-            info: dict[str, Any] = {
-                "recon_loss": float(table[i, 0]),
-                "batch_recon_loss": result.loss,
-                "mask_ratio": ratio,
-                "label": int(labels[i]),
-                "action_repaired": bool(repaired[i]),
-                "mae_lr": result.lr,
-            }
-            col = 1
-            if has_baseline:
-                info["baseline_recon_loss"] = float(table[i, 1])
-                col = 2
-            if table.shape[1] == col + 3:
-                info["motion_precision"] = float(table[i, col])
-                info["foreground_share"] = float(table[i, col + 1])
-                info["motion_recall"] = float(table[i, col + 2])
-            infos.append(info)
+        infos = [
+            {**shared, "label": int(labels[i]), "action_repaired": bool(repaired[i]),
+             **{name: float(value) for name, value in zip(names, row)}}
+            for i, row in enumerate(table)
+        ]
         return rewards, infos
 
     def state_dict(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 
-from tats_env.benchmarking import autocast_context
+from tats_env.utils import autocast_context
 from tats_env.config import MAEConfig
 from tats_env.mae import VideoMAE
 

@@ -12,11 +12,11 @@ from tats_env.mae.masking import (
     topk_mask,
     tube_mask,
 )
-from tats_env.mae.model import MAEOutput, VideoEncoder, VideoMAE, check_mask
+from tats_env.mae.model import FeatureEncoder, MAEOutput, VideoEncoder, VideoMAE, check_mask
 
 __all__ = [
     "Attention", "Block", "PatchEmbed3d", "sincos_position_table",
     "MASKERS", "get_masker", "motion_energy_mask", "random_mask", "running_cell_mask",
     "token_foreground", "token_motion_energy", "topk_mask", "tube_mask",
-    "MAEOutput", "VideoEncoder", "VideoMAE", "check_mask",
+    "FeatureEncoder", "MAEOutput", "VideoEncoder", "VideoMAE", "check_mask",
 ]

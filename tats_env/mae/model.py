@@ -75,6 +75,25 @@ class VideoEncoder(nn.Module):
         return self.norm(x)
 
 
+class FeatureEncoder(VideoEncoder):
+    """An exported encoder as a feature extractor: ``(B, C, T, H, W)`` -> ``(B, N, D)``, no masking.
+
+    Returns the last block's output before the pre-training ``norm`` (HF ``last_hidden_state``
+    with mean pooling), or after it when ``final_norm`` is True. Parameter names are those of
+    :class:`VideoEncoder`, so it is itself a valid ``source`` for :func:`export_encoder`.
+    """
+
+    def __init__(self, cfg: MAEConfig, final_norm: bool = False) -> None:
+        super().__init__(cfg)
+        self.final_norm = final_norm
+
+    def forward(self, videos: Tensor) -> Tensor:  # type: ignore[override]
+        """Token features of every token of ``videos``."""
+        x = self.patch_embed(videos) + self.pos_embed.to(videos.dtype)
+        x = run_blocks(self.blocks, x, self.cfg.use_checkpoint)
+        return self.norm(x) if self.final_norm else x
+
+
 class VideoDecoder(nn.Module):
     """The light decoder: predicts the pixels of masked tokens from encoder output + mask tokens."""
 

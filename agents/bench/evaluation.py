@@ -10,8 +10,6 @@ motion recall and a held-out learning curve.
 
 from __future__ import annotations
 
-import resource
-import sys
 from typing import Any
 
 import numpy as np
@@ -24,13 +22,7 @@ from tats_env.data import build_dataset, make_dataloader
 from tats_env.env import CoTrainingEngine
 from tats_env.mae.masking import random_mask
 
-__all__ = ["HeldOutClips", "CellStatsCallback", "peak_rss_mb"]
-
-
-def peak_rss_mb() -> float:
-    """Resident-set high-water mark of this process in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+__all__ = ["HeldOutClips", "CellStatsCallback"]
 
 
 class HeldOutClips:

@@ -26,13 +26,15 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from tats_env.classify import (
+from tats_env.downstream.classify import (
     VideoClassifier, VideoMixup, build_criterion, build_optimizer, build_scheduler, confusion_matrix, random_encoder,
     topk_accuracy,
 )
 from tats_env.config import get_preset
 from tats_env.data import build_dataset, folder_class_names, make_dataloader
-from tats_env.export import FeatureEncoder, load_encoder
+from tats_env.export import load_encoder
+from tats_env.mae import FeatureEncoder
+from tats_env.utils import autocast_context
 
 __all__ = ["EvalResult", "FinetuneConfig", "evaluate", "finetune", "plot_confusion"]
 
@@ -141,10 +143,6 @@ class EvalResult:
     """``(videos,)`` true classes."""
 
 
-def _autocast(device: torch.device, amp: bool) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
-
-
 @torch.no_grad()
 def evaluate(model: VideoClassifier, loader: DataLoader, num_views: int, device: str | torch.device = "cpu",
              amp: bool = False, progress: bool = False) -> EvalResult:
@@ -160,7 +158,7 @@ def evaluate(model: VideoClassifier, loader: DataLoader, num_views: int, device:
         videos = batch["video"].to(device, non_blocking=True)
         if videos.shape[0] % num_views:
             raise ValueError(f"a batch of {videos.shape[0]} clips is not a whole number of {num_views}-view videos")
-        with _autocast(device, amp):
+        with autocast_context(device, amp):
             logits = model(videos)
         probs.append(logits.float().softmax(-1).view(-1, num_views, logits.shape[-1]).mean(1).cpu())
         labels.append(batch["label"].view(-1, num_views)[:, 0])
@@ -306,7 +304,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                 target = batch["label"].to(device, non_blocking=True)
                 if mixup is not None:
                     videos, target = mixup(videos, target)
-                with _autocast(device, cfg.amp):
+                with autocast_context(device, cfg.amp):
                     loss = criterion(model(videos).float(), target)
                 if not math.isfinite(loss.item()):
                     raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower --lr or enable --clip-grad")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["CSV_COLUMNS", "write_json_atomic", "load_records", "write_csv", "aggregate", "render_markdown", "plot_learning_curves",
+__all__ = ["CSV_COLUMNS", "load_records", "write_csv", "aggregate", "render_markdown", "plot_learning_curves",
            "plot_accuracy", "write_report"]
 
 CSV_COLUMNS: list[str] = [
@@ -28,16 +28,6 @@ CSV_COLUMNS: list[str] = [
 ]
 _AGGREGATED = ["finetune_top1", "probe_top1", "val_recon_loss", "motion_precision", "foreground_share",
                "clips_per_s", "peak_rss_mb", "wall_s"]
-
-
-def write_json_atomic(data: dict[str, Any], path: str | Path) -> Path:
-    """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def load_records(out: str | Path) -> list[dict[str, Any]]:

@@ -36,7 +36,9 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor, nn
 
-from agents.reinforce import Reinforce, init_sb3_callback
+from agents.extractors import TokenProjection
+from agents.fixed_masker import FixedMaskerAgent
+from agents.reinforce import Reinforce
 from agents.tats_network import TATSConfig
 from tats_env import ENV_ID, TopKScoreAction
 from tats_env.env import VideoMaskingVecEnv
@@ -133,80 +135,6 @@ def load_hyperparams(method: str, algos_dir: str | Path | None = None) -> tuple[
     if reserved:
         raise ValueError(f"{path}: {reserved} are set by the benchmark (same for every method); remove them")
     return raw, _resolve(raw)
-
-
-class TokenProjection(BaseFeaturesExtractor):
-    """Small token-wise features for MLP policies: per-token LayerNorm + Linear(D, dim) + GELU, flattened.
-
-    ``(B, N, D)`` -> ``(B, N * dim)``; at ``dim=4`` the tiny preset's 512 x 192 observation becomes
-    2048 features instead of 98304, so SAC's actor and critics stay small.
-    """
-
-    def __init__(self, observation_space: spaces.Box, dim: int = 4) -> None:
-        if observation_space.shape is None or len(observation_space.shape) != 2:
-            raise ValueError(f"TokenProjection expects token observations (N, D), got {observation_space.shape}")
-        n, d = observation_space.shape
-        super().__init__(observation_space, features_dim=int(n) * dim)
-        self.net = nn.Sequential(nn.LayerNorm(int(d)), nn.Linear(int(d), dim), nn.GELU())
-
-    def forward(self, observations: Tensor) -> Tensor:
-        """Token embeddings ``(B, N, D)`` -> flat features ``(B, N * dim)``."""
-        return self.net(observations.float()).flatten(1)
-
-
-class FixedMaskerAgent:
-    """Trains the env's MAE with a fixed masker (random, tube, running_cell, motion_energy).
-
-    Has the ``learn(total_clips, callback=...)`` interface of an SB3 algorithm, so the benchmark
-    records every method with the same callbacks; :func:`agents.training.warm_up_mae` uses it too.
-    """
-
-    def __init__(self, env: VideoMaskingVecEnv, masker: str, seed: int | None = None) -> None:
-        self.env = env
-        self.core = env.core
-        self.masker_name = masker
-        self.masker = get_masker(masker)
-        self.generator = torch.Generator(device=self.core.device)
-        if seed is not None:
-            self.generator.manual_seed(seed)
-            env.seed(seed)
-        self.num_timesteps = 0
-        self.logger = Logger(folder=None, output_formats=[])
-
-    def get_env(self) -> VideoMaskingVecEnv:
-        """The training env (what SB3 callbacks read as ``training_env``)."""
-        return self.env
-
-    def _masks(self) -> np.ndarray:
-        assert self.core.batch is not None
-        core = self.core
-        mask = self.masker(core.batch["video"], core.spec, core.config.mask_ratio, generator=self.generator)
-        return mask.cpu().numpy().astype(np.int8)
-
-    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
-                deterministic: bool = False) -> tuple[np.ndarray, None]:
-        """Masks of the env's current clips (the masker reads pixels, not the observation)."""
-        return self._masks(), None
-
-    def learn(self, total_clips: int, callback: BaseCallback | list[BaseCallback] | None = None,
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "FixedMaskerAgent":
-        """Reset the env, then step it with the masker's masks for ``total_clips`` clips."""
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-        total_timesteps = total_clips + (0 if reset_num_timesteps else self.num_timesteps)
-        cb = init_sb3_callback(self, callback, progress_bar)
-        self.env.reset()
-        cb.on_training_start(locals(), globals())
-        while self.num_timesteps < total_timesteps:
-            cb.on_rollout_start()
-            new_obs, rewards, dones, infos = self.env.step(self._masks())
-            self.num_timesteps += self.env.num_envs
-            cb.update_locals(locals())
-            if not cb.on_step():
-                break
-            cb.on_rollout_end()
-        cb.on_training_end()
-        return self
 
 
 def build_agent(method: str, env: VideoMaskingVecEnv, hyperparams: dict[str, Any], seed: int,

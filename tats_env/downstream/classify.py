@@ -19,7 +19,7 @@ from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 
 from tats_env.config import MAEConfig
-from tats_env.export import FeatureEncoder
+from tats_env.mae import FeatureEncoder
 from tats_env.mae.layers import init_vit_weights
 
 __all__ = [

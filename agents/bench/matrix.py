@@ -7,7 +7,7 @@ that budget with random masks (as ``train_ppo.py`` does); fixed maskers use thei
 throughout. Then it measures
 
 * the reconstruction loss on held-out (val) clips under ONE common random mask (eval mode),
-* linear-probe and fine-tune top-1 of the exported encoder (:func:`tats_env.finetune.finetune`,
+* linear-probe and fine-tune top-1 of the exported encoder (:func:`tats_env.downstream.finetune`,
   fixed small budget),
 * motion precision of the masks (share of masked tokens on moving foreground) next to the
   foreground share (what random masks score),
@@ -16,9 +16,9 @@ throughout. Then it measures
 The ``scratch`` method skips pre-training (same initial encoder, same downstream recipe): the
 reference that tells whether pre-training helped at all at this budget.
 
-Each cell runs in a fresh spawned process (:func:`tats_env.benchmarking.run_isolated`) and
+Each cell runs in a fresh spawned process (:func:`agents.bench.timing.run_isolated`) and
 writes ``cells/<cell>.json`` atomically when it finishes; a re-run skips finished cells.
-:mod:`agents.benchmark_report` turns the cell files into ``results.csv``, ``results.md`` and plots.
+:mod:`agents.bench.report` turns the cell files into ``results.csv``, ``results.md`` and plots.
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ import torch
 import yaml
 from stable_baselines3.common.utils import set_random_seed
 
-from agents.benchmark_eval import CellStatsCallback, HeldOutClips, peak_rss_mb
-from agents.benchmark_methods import METHODS, build_agent, load_hyperparams
-from agents.benchmark_report import write_json_atomic, write_report
-from tats_env.benchmarking import run_isolated
+from agents.bench.evaluation import CellStatsCallback, HeldOutClips
+from agents.registry import METHODS, build_agent, load_hyperparams
+from agents.bench.report import write_report
+from agents.bench.timing import run_isolated
 from tats_env.config import MAEConfig, get_preset
 from tats_env.env import EngineConfig, RewardConfig, make_vec_env
 from tats_env.export import export_encoder
-from tats_env.finetune import FinetuneConfig, finetune
+from tats_env.utils import atomic_write_json, peak_rss_mb
+from tats_env.downstream import FinetuneConfig, finetune
 
 __all__ = ["BenchmarkConfig", "BenchmarkResult", "Cell", "QUICK", "apply_quick", "list_cells", "run_cell",
            "run_benchmark"]
@@ -350,7 +351,7 @@ def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:
         print(f"[benchmark] {cell.name} FAILED (see {error_file}): {message.splitlines()[-1]}", file=log, flush=True)
         return message
     error_file.unlink(missing_ok=True)
-    write_json_atomic(record, cell_path(cfg.out, cell))
+    atomic_write_json(record, cell_path(cfg.out, cell), indent=1)
     m = record["metrics"]
     speed = f"{m['clips_per_s']:.1f} clips/s, " if m["clips_per_s"] else ""
     print(f"[benchmark] {cell.name}: held-out loss {m['val_recon_loss']:.4f}, probe {100 * m['probe_top1']:.1f}%, "

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from agents.benchmark import QUICK, BenchmarkConfig, Cell, apply_quick, list_cells, mae_config, run_cell
-from agents.benchmark_eval import CellStatsCallback, HeldOutClips
-from agents.benchmark_methods import METHODS, TokenProjection, build_agent, load_hyperparams
-from agents.benchmark_report import CSV_COLUMNS
+from agents.bench.matrix import QUICK, BenchmarkConfig, Cell, apply_quick, list_cells, mae_config, run_cell
+from agents.bench.evaluation import CellStatsCallback, HeldOutClips
+from agents.extractors import TokenProjection
+from agents.registry import METHODS, build_agent, load_hyperparams
+from agents.bench.report import CSV_COLUMNS
 from agents.policy import TATSPolicy
 from tats_env import make_vec_env
 

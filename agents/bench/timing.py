@@ -1,4 +1,4 @@
-"""Small, honest timing helpers shared by the benchmark scripts in ``experiments/``.
+"""Small, honest timing helpers shared by the ``experiments/bench_*.py`` scripts.
 
 Figures are measured side by side in one run: every candidate gets the same warm-up and the
 same number of timed steps. On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` after
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
-import resource
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, TypeVar
 
 import torch
+
+from tats_env.utils import peak_rss_mb
 
 T = TypeVar("T")
 
@@ -44,12 +44,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rss_mb() -> float:
-    # ru_maxrss is KiB on Linux, bytes on macOS.
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
 def measure(
     name: str,
     build: Callable[[], Callable[[], Any]],
@@ -67,7 +61,7 @@ def measure(
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
-        base = _rss_mb()
+        base = peak_rss_mb()
     step = build()
     for _ in range(warmup):
         step()
@@ -80,7 +74,7 @@ def measure(
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated(device) - base) / 1024**2
     else:
-        peak = _rss_mb() - base
+        peak = peak_rss_mb() - base
     return StepStats(name, batch_size / elapsed, elapsed * 1000, peak, str(device), batch_size)
 
 
@@ -124,8 +118,3 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def autocast_context(device: torch.device, enabled: bool = True) -> torch.autocast:
-    """bf16 autocast on CUDA; a disabled context elsewhere (CPU bf16 is slower on most CPUs)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")

@@ -1,0 +1,100 @@
+"""Small shared utilities: atomic file writes, bf16 autocast on CUDA, the process's peak memory.
+
+Every file this project writes that a user would be sorry to lose half-written (checkpoints,
+exports, benchmark cells, summaries) goes through :func:`atomic_write`: a temporary file in the
+same folder, flushed and ``fsync``-ed, then moved over the target with ``os.replace``. A kill
+mid-write leaves the old file intact plus at most a hidden ``.<name>.*.tmp`` file, which
+:func:`remove_stale_temporaries` cleans up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import torch
+
+__all__ = [
+    "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "replace_dir",
+    "remove_stale_temporaries", "autocast_context", "peak_rss_mb",
+]
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(handle)`` on a temporary file next to ``path``, then move it over ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write_json(data: Any, path: str | os.PathLike[str], indent: int = 2) -> Path:
+    """Write ``data`` as JSON (plus a final newline) to ``path`` atomically."""
+    return atomic_write_text(json.dumps(data, indent=indent) + "\n", path)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically."""
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files a killed :func:`atomic_write` to ``path`` left behind; returns them."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def replace_dir(tmp: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> None:
+    """Move the finished folder ``tmp`` to ``out_dir``, keeping the old one until the move succeeded."""
+    tmp, out_dir = Path(tmp), Path(out_dir)
+    backup = None
+    if out_dir.exists():
+        backup = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        out_dir.rename(backup)
+    try:
+        tmp.rename(out_dir)
+    except BaseException:
+        if backup is not None:
+            backup.rename(out_dir)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def autocast_context(device: torch.device | str, enabled: bool = True) -> torch.autocast:
+    """bf16 autocast on CUDA; a disabled context elsewhere (CPU bf16 is slower on most CPUs)."""
+    device = torch.device(device)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+def peak_rss_mb() -> float:
+    """Resident-set high-water mark of this process in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
