@@ -11,19 +11,10 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image
 
-from tats_env.env.core import MaskingCore
+from tats_env.env import masking_core
 from tats_env.visualize import mask_reconstruction_grid, save_png
 
 ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_recall")
-
-
-def masking_core(env: Any) -> MaskingCore:
-    """The :class:`MaskingCore` behind a (possibly wrapped) masking VecEnv."""
-    inner = getattr(env, "unwrapped", env)
-    core = getattr(inner, "core", None)
-    if not isinstance(core, MaskingCore):
-        raise TypeError(f"expected a tats_env masking VecEnv, got {type(inner).__name__}")
-    return core
 
 
 class EnvStatsCallback(BaseCallback):

@@ -356,8 +356,10 @@ class KOfNMaskDistribution(Distribution):
         self.validate_actions = validate_actions
 
     def proba_distribution_net(self, latent_dim: int) -> nn.Module:
-        """Linear layer from the policy latent to one score per token."""
-        return nn.Linear(latent_dim, self.num_tokens)
+        """Not used: SB3's stock policies cannot drive a custom distribution, and :class:`agents.TATSPolicy`
+        scores tokens with its own per-token head. Required by SB3's abstract ``Distribution``."""
+        raise NotImplementedError("KOfNMaskDistribution takes per-token scores from the policy (TATSPolicy's "
+                                  "token head); it builds no network of its own")
 
     def proba_distribution(self, action_logits: Tensor) -> KOfNMaskDistribution:
         """Set the per-token scores ``(B, N)``; returns self."""

@@ -1,161 +1,134 @@
-"""The samplers the benchmark compares: RL algorithms (from YAML hyperparameters) and fixed maskers.
+"""The one sampler registry: every masking sampler, learned or fixed, is built here.
 
-Every method is built into an object with ``learn(total_clips, callback=...)`` that accepts
-stable-baselines3 callbacks: SB3's PPO / A2C (with :class:`agents.TATSPolicy`) and SAC (through
-:class:`tats_env.TopKScoreAction`), :class:`agents.reinforce.Reinforce`, and
-:class:`FixedMaskerAgent`, which trains the env's MAE with a fixed masker's masks.
+The main job (``experiments/train_ppo.py --method ...``, including its fixed-masker warm-up)
+and the benchmark (``experiments/benchmark_algos.py --methods ...``) build samplers only through
+:func:`build_sampler`, with hyperparameters from one :class:`agents.hyperparams.SamplerConfig`.
+Every sampler has ``learn(total_clips, callback=...)`` accepting SB3 callbacks and
+``predict(obs, deterministic=...)``:
 
-Hyperparameters live in YAML files in the style of rl-baselines3-zoo, one per RL method
-(``<algos_dir>/<method>.yaml``), keyed by the env id::
+* SB3 algorithms: PPO / A2C with :class:`agents.policy.TATSPolicy`, SAC on scores through
+  :class:`tats_env.TopKScoreVecAction`;
+* :class:`agents.reinforce.Reinforce` and :class:`agents.fixed_masker.FixedMaskerAgent`, on the
+  shared :class:`agents.loop.StepwiseAgent` loop.
 
-    TATS/VideoMasking-v0:
-      policy: agents:TATSPolicy      # "module:attribute" strings are imported
-      learning_rate: 3.0e-4
-      policy_kwargs:
-        tats_config: {dim: 64, num_heads: 2}
-
-Keys are constructor keyword arguments of the algorithm. The env, the seed, the device and the
-budget (clips, envs) are set by the benchmark, identically for every method, so YAML files may
-not set them.
+To add a sampler: write its builder ``(env, SamplerConfig, seed, device) -> agent``, add its
+hyperparameters to :class:`~agents.hyperparams.SamplerConfig` if it has any, and register a
+:class:`SamplerSpec` in :data:`SAMPLERS`.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-import numpy as np
 import torch
-import yaml
-from gymnasium import spaces
 from stable_baselines3 import A2C, PPO, SAC
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch import Tensor, nn
+from stable_baselines3.common.vec_env import VecEnv
 
-from agents.extractors import TokenProjection
 from agents.fixed_masker import FixedMaskerAgent
+from agents.hyperparams import SamplerConfig
+from agents.policy import TATSPolicy
 from agents.reinforce import Reinforce
-from agents.tats_network import TATSConfig
-from tats_env import ENV_ID, TopKScoreAction
-from tats_env.env import VideoMaskingVecEnv
-from tats_env.mae.masking import MASKERS, get_masker
+from tats_env.env import TopKScoreVecAction, masking_core
+from tats_env.mae.masking import MASKERS
 
-__all__ = [
-    "MethodSpec", "METHODS", "FixedMaskerAgent", "TokenProjection", "default_algos_dir", "load_hyperparams",
-    "build_agent",
-]
+__all__ = ["SamplerKind", "SamplerSpec", "SAMPLERS", "LEARNED_SAMPLERS", "FIXED_MASKERS", "build_sampler",
+           "sampler_hyperparams"]
 
-MethodKind = Literal["sb3", "reinforce", "masker", "scratch"]
+SamplerKind = Literal["sb3", "stepwise", "masker", "scratch"]
+Builder = Callable[[VecEnv, SamplerConfig, int, torch.device], Any]
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """One benchmarked sampler."""
+class SamplerSpec:
+    """One registered sampler."""
 
     name: str
-    """Method name used on the command line and in the tables."""
-    kind: MethodKind
-    """``sb3`` (an SB3 algorithm), ``reinforce`` (:class:`Reinforce`), ``masker`` (a fixed masker) or
-    ``scratch`` (no pre-training at all: the reference for what pre-training adds)."""
+    """Name on the command line and in tables."""
+    kind: SamplerKind
+    """``sb3`` (an SB3 algorithm), ``stepwise`` (:class:`agents.loop.StepwiseAgent` learner), ``masker`` (fixed
+    masks, no learning) or ``scratch`` (no pre-training at all: the benchmark's reference)."""
     description: str
-    """One line for the report."""
-    algo: type | None = None
-    """SB3 algorithm class (``sb3`` methods only)."""
-    score_actions: bool = False
-    """Drive the env through :class:`tats_env.TopKScoreAction` (continuous-action algorithms)."""
+    """One line for reports and ``--help``."""
+    build: Builder | None = None
+    """``(env, hyperparameters, seed, device) -> agent``; None for ``scratch``."""
+    sections: tuple[str, ...] = ()
+    """The :class:`SamplerConfig` sections this sampler reads (its hyperparameters, for fingerprints)."""
 
     @property
     def learned(self) -> bool:
-        """True for RL samplers (they start after the random-mask warm-up)."""
-        return self.kind in ("sb3", "reinforce")
+        """True for RL samplers (they start after the fixed-masker warm-up)."""
+        return self.kind in ("sb3", "stepwise")
 
 
-METHODS: dict[str, MethodSpec] = {
-    "ppo_tats": MethodSpec("ppo_tats", "sb3", "PPO + TATSPolicy (trajectory attention, exact K-of-N)", PPO),
-    "a2c_tats": MethodSpec("a2c_tats", "sb3", "A2C + TATSPolicy", A2C),
-    "reinforce": MethodSpec("reinforce", "reinforce", "AdaMAE-style REINFORCE (1 transformer block, exact K-of-N)"),
-    "sac_topk": MethodSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreAction)", SAC,
-                           score_actions=True),
-    **{name: MethodSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking") for name in MASKERS},
-    "scratch": MethodSpec("scratch", "scratch", "no pre-training: the initial encoder straight to probe / fine-tune"),
+def _tats_policy_kwargs(env: VecEnv, cfg: SamplerConfig, ent_coef: float) -> dict[str, Any]:
+    """TATSPolicy kwargs: the network, the env's token grid, and no entropy graph when it has no weight."""
+    return {"tats_config": cfg.tats, "grid": masking_core(env).spec.grid, "entropy_grad": ent_coef > 0}
+
+
+def _ppo_tats(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> PPO:
+    kwargs = cfg.ppo.sb3_kwargs()
+    return PPO(TATSPolicy, env, seed=seed, device=device,
+               policy_kwargs=_tats_policy_kwargs(env, cfg, cfg.ppo.ent_coef), **kwargs)
+
+
+def _a2c_tats(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> A2C:
+    kwargs = cfg.a2c.sb3_kwargs()
+    return A2C(TATSPolicy, env, seed=seed, device=device,
+               policy_kwargs=_tats_policy_kwargs(env, cfg, cfg.a2c.ent_coef), **kwargs)
+
+
+def _sac_topk(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> SAC:
+    return SAC("MlpPolicy", TopKScoreVecAction(env), seed=seed, device=device, **cfg.sac.sb3_kwargs())
+
+
+def _reinforce(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> Reinforce:
+    return Reinforce(env, seed=seed, device=device, **cfg.reinforce.agent_kwargs())
+
+
+def _fixed(masker: str) -> Builder:
+    def build(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> FixedMaskerAgent:
+        return FixedMaskerAgent(env, masker, seed)
+    return build
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    "ppo_tats": SamplerSpec("ppo_tats", "sb3", "PPO + TATSPolicy (trajectory attention, exact K-of-N)", _ppo_tats,
+                            ("tats", "ppo")),
+    "a2c_tats": SamplerSpec("a2c_tats", "sb3", "A2C + TATSPolicy", _a2c_tats, ("tats", "a2c")),
+    "reinforce": SamplerSpec("reinforce", "stepwise", "AdaMAE-style REINFORCE (1 transformer block, exact K-of-N)",
+                             _reinforce, ("reinforce",)),
+    "sac_topk": SamplerSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreVecAction)", _sac_topk,
+                            ("sac",)),
+    **{name: SamplerSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking", _fixed(name)) for name in MASKERS},
+    "scratch": SamplerSpec("scratch", "scratch", "no pre-training: the initial encoder straight to the evaluation"),
 }
+"""Every sampler by name, in table order."""
 
-# Set by the benchmark for every method alike; a YAML file must not change them.
-_RESERVED_KEYS = {"env", "seed", "device", "n_timesteps", "n_envs", "total_timesteps", "verbose"}
-
-
-def default_algos_dir() -> Path:
-    """``experiments/configs/algos`` of this checkout (the package is installed in editable mode)."""
-    return Path(__file__).resolve().parents[1] / "experiments" / "configs" / "algos"
+LEARNED_SAMPLERS: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items() if spec.learned)
+"""Names of the RL samplers (what ``train_ppo.py --method`` accepts)."""
+FIXED_MASKERS: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items() if spec.kind == "masker")
+"""Names of the fixed maskers (what ``--warmup-masker`` accepts)."""
 
 
-def _import(path: str) -> Any:
-    module, _, attr = path.partition(":")
+def _spec(name: str) -> SamplerSpec:
     try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import {path!r} ('module:attribute'): {exc}") from None
+        return SAMPLERS[name]
+    except KeyError:
+        raise KeyError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}") from None
 
 
-def _resolve(value: Any) -> Any:
-    """Import ``"module:attribute"`` strings, recursively through lists and dicts."""
-    if isinstance(value, str) and ":" in value and " " not in value:
-        return _import(value)
-    if isinstance(value, dict):
-        return {k: _resolve(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v) for v in value]
-    return value
+def build_sampler(name: str, env: VecEnv, cfg: SamplerConfig | None = None, seed: int = 0,
+                  device: str | torch.device = "cpu") -> Any:
+    """The sampler ``name`` on ``env`` with the hyperparameters of ``cfg`` (defaults when None)."""
+    spec = _spec(name)
+    if spec.build is None:
+        raise ValueError(f"{name!r} has no agent: it skips pre-training")
+    return spec.build(env, cfg or SamplerConfig(), seed, torch.device(device))
 
 
-def load_hyperparams(method: str, algos_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(raw, resolved)`` constructor kwargs of an RL method from ``<algos_dir>/<method>.yaml``.
-
-    ``raw`` is the YAML mapping as written (JSON-ready, for fingerprints); ``resolved`` has the
-    ``"module:attribute"`` strings imported. Fixed maskers have no hyperparameters (``{}, {}``).
-    """
-    spec = METHODS.get(method)
-    if spec is None:
-        raise KeyError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
-    if not spec.learned:
-        return {}, {}
-    folder = Path(algos_dir) if algos_dir is not None else default_algos_dir()
-    path = folder / f"{method}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no hyperparameters for {method!r}: {path} is missing (set --algos-dir)")
-    loaded = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(loaded, dict) or ENV_ID not in loaded or not isinstance(loaded[ENV_ID], dict):
-        raise ValueError(f"{path}: expected a mapping under the env id {ENV_ID!r} (rl-baselines3-zoo style)")
-    raw = dict(loaded[ENV_ID])
-    reserved = sorted(_RESERVED_KEYS & set(raw))
-    if reserved:
-        raise ValueError(f"{path}: {reserved} are set by the benchmark (same for every method); remove them")
-    return raw, _resolve(raw)
-
-
-def build_agent(method: str, env: VideoMaskingVecEnv, hyperparams: dict[str, Any], seed: int,
-                device: str | torch.device) -> Any:
-    """The agent of ``method`` on ``env`` with resolved ``hyperparams`` (see :func:`load_hyperparams`)."""
-    spec = METHODS[method]
-    if spec.kind == "scratch":
-        raise ValueError("'scratch' has no agent: it skips pre-training")
-    if spec.kind == "masker":
-        return FixedMaskerAgent(env, method, seed)
-    if spec.kind == "reinforce":
-        return Reinforce(env, seed=seed, device=device, **hyperparams)
-    assert spec.algo is not None
-    kwargs = dict(hyperparams)
-    policy = kwargs.pop("policy", None)
-    if policy is None:
-        raise ValueError(f"{method}: the YAML hyperparameters need a 'policy' (e.g. agents:TATSPolicy or MlpPolicy)")
-    policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
-    if isinstance(policy_kwargs.get("tats_config"), dict):
-        policy_kwargs["tats_config"] = TATSConfig(**policy_kwargs["tats_config"])
-    if isinstance(policy, type) and policy.__name__ == "TATSPolicy":
-        policy_kwargs.setdefault("grid", env.core.spec.grid)
-    target_env = TopKScoreAction(env) if spec.score_actions else env
-    return spec.algo(policy, target_env, seed=seed, device=device, policy_kwargs=policy_kwargs, **kwargs)
+def sampler_hyperparams(name: str, cfg: SamplerConfig | None = None) -> dict[str, Any]:
+    """JSON-ready hyperparameters ``name`` reads from ``cfg`` (empty for fixed maskers): for fingerprints and logs."""
+    cfg = cfg or SamplerConfig()
+    return {section: dataclasses.asdict(getattr(cfg, section)) for section in _spec(name).sections}

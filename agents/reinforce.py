@@ -10,9 +10,9 @@ rewards, or a learned value of the clip), which keeps the gradient estimator unb
 
 :class:`Reinforce` drives any SB3 ``VecEnv`` whose action space is :class:`tats_env.KOfNMask`
 and whose observation is token embeddings ``(N, D)``, e.g. :func:`tats_env.make_vec_env`. Its
-``learn(total_clips, callback=...)`` accepts stable-baselines3 callbacks (the agent exposes
-``num_timesteps``, ``logger``, ``get_env()`` and ``predict()`` as SB3 algorithms do), so
-:class:`agents.callbacks.EnvStatsCallback` and friends work unchanged.
+``learn(total_clips, callback=...)`` is the shared :class:`agents.loop.StepwiseAgent` loop and
+accepts stable-baselines3 callbacks, so :class:`agents.callbacks.EnvStatsCallback` and friends
+work unchanged.
 """
 
 from __future__ import annotations
@@ -22,24 +22,23 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
-from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
 from agents.kofn_distribution import KSubsetDistribution
+from agents.loop import StepwiseAgent
 from agents.tats_network import init_sampler_weights
 from tats_env.env.spaces import KOfNMask
 from tats_env.mae.layers import Block, sincos_position_table
 
-__all__ = ["ReinforceConfig", "TokenScoreNet", "Reinforce", "reinforce_loss", "init_sb3_callback"]
+__all__ = ["TokenScoreNetConfig", "TokenScoreNet", "Reinforce", "reinforce_loss"]
 
 BaselineKind = Literal["ema", "value", "none"]
 
 
 @dataclass(frozen=True)
-class ReinforceConfig:
+class TokenScoreNetConfig:
     """Sizes of the AdaMAE-style token network."""
 
     dim: int = 64
@@ -62,9 +61,9 @@ class TokenScoreNet(nn.Module):
     on the mean-pooled tokens (used only by the ``value`` baseline).
     """
 
-    def __init__(self, obs_dim: int, num_tokens: int, cfg: ReinforceConfig | None = None) -> None:
+    def __init__(self, obs_dim: int, num_tokens: int, cfg: TokenScoreNetConfig | None = None) -> None:
         super().__init__()
-        self.cfg = cfg or ReinforceConfig()
+        self.cfg = cfg or TokenScoreNetConfig()
         self.input_norm = nn.LayerNorm(obs_dim)
         self.input_proj = nn.Linear(obs_dim, self.cfg.dim)
         self.register_buffer("pos_embed", sincos_position_table(num_tokens, self.cfg.dim), persistent=False)
@@ -101,22 +100,7 @@ def reinforce_loss(log_prob: Tensor, rewards: Tensor, baseline: Tensor | float,
     return -(advantage * log_prob).mean(), advantage
 
 
-def init_sb3_callback(agent: Any, callback: BaseCallback | list[BaseCallback] | None,
-                      progress_bar: bool = False) -> BaseCallback:
-    """Combine ``callback`` (one, a list, or None) into a ``CallbackList`` bound to ``agent``.
-
-    ``agent`` duck-types an SB3 ``BaseAlgorithm`` for callbacks: ``num_timesteps``, ``logger``,
-    ``get_env()``; ``learn`` must pass ``total_timesteps`` in its locals for the progress bar.
-    """
-    callbacks = callback if isinstance(callback, list) else ([callback] if callback is not None else [])
-    if progress_bar:
-        callbacks = [*callbacks, ProgressBarCallback()]
-    combined = CallbackList(callbacks)
-    combined.init_callback(agent)
-    return combined
-
-
-class Reinforce:
+class Reinforce(StepwiseAgent):
     """REINFORCE with a baseline for K-of-N token masking (AdaMAE's estimator, exact log-probs).
 
     Args:
@@ -129,7 +113,7 @@ class Reinforce:
         vf_coef: weight of the value loss (``value`` baseline only).
         max_grad_norm: gradient clipping of the sampler (None disables).
         normalize_advantage: divide advantages by their batch standard deviation.
-        policy_kwargs: :class:`ReinforceConfig` fields (or a ``ReinforceConfig``).
+        policy_kwargs: :class:`TokenScoreNetConfig` fields (or a ``TokenScoreNetConfig``).
         seed: seeds torch/numpy, the env's clip stream and the mask sampler.
         device: torch device of the sampler network.
         log_interval: updates between two ``logger.dump`` calls.
@@ -145,7 +129,7 @@ class Reinforce:
         vf_coef: float = 0.5,
         max_grad_norm: float | None = 0.5,
         normalize_advantage: bool = False,
-        policy_kwargs: dict[str, Any] | ReinforceConfig | None = None,
+        policy_kwargs: dict[str, Any] | TokenScoreNetConfig | None = None,
         seed: int | None = None,
         device: str | torch.device = "cpu",
         log_interval: int = 10,
@@ -160,7 +144,7 @@ class Reinforce:
             raise ValueError(f"unknown baseline {baseline!r}; choose 'ema', 'value' or 'none'")
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
-        self.env = env
+        super().__init__(env, log_interval)
         self.k = space.k
         self.device = torch.device(device)
         self.baseline_kind = baseline
@@ -168,31 +152,17 @@ class Reinforce:
         self.ent_coef, self.vf_coef = ent_coef, vf_coef
         self.max_grad_norm = max_grad_norm
         self.normalize_advantage = normalize_advantage
-        self.log_interval = max(1, log_interval)
         self.seed = seed
         if seed is not None:
             set_random_seed(seed)
             env.seed(seed)
-        cfg = policy_kwargs if isinstance(policy_kwargs, ReinforceConfig) else ReinforceConfig(**(policy_kwargs or {}))
+        cfg = policy_kwargs if isinstance(policy_kwargs, TokenScoreNetConfig) else TokenScoreNetConfig(**(policy_kwargs or {}))
         self.policy = TokenScoreNet(int(shape[1]), int(space.n), cfg).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=learning_rate)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
         self.ema_baseline: float | None = None
         """Current moving-average baseline (None before the first batch)."""
-        self.num_timesteps = 0
-        """Clips (SB3 timesteps) seen so far."""
-        self.n_updates = 0
-        self.logger = Logger(folder=None, output_formats=[])
-        """SB3 logger; replace it with :meth:`set_logger` to write stdout / CSV / TensorBoard."""
-
-    def get_env(self) -> VecEnv:
-        """The training env (what SB3 callbacks read as ``training_env``)."""
-        return self.env
-
-    def set_logger(self, logger: Logger) -> None:
-        """Use an SB3 logger (e.g. from ``stable_baselines3.common.logger.configure``)."""
-        self.logger = logger
 
     def _obs_tensor(self, obs: np.ndarray | Tensor) -> Tensor:
         return torch.as_tensor(obs, device=self.device).float()
@@ -253,51 +223,27 @@ class Reinforce:
         self.n_updates += 1
         return stats
 
-    def learn(self, total_clips: int, callback: BaseCallback | list[BaseCallback] | None = None,
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "Reinforce":
-        """Sample masks, step the env, update the sampler once per env step until ``total_clips`` clips.
+    def act(self, observation: np.ndarray) -> tuple[np.ndarray, tuple[KSubsetDistribution, Tensor, Tensor]]:
+        """Sample masks from the current policy (with the graph, for :meth:`update`)."""
+        self.policy.train()
+        dist, values = self.distribution(observation)
+        actions = dist.sample(self.generator)
+        return actions.cpu().numpy().astype(np.int8), (dist, actions, values)
 
-        Every env step is one batch of ``num_envs`` one-step episodes. A callback returning False
-        from ``on_step`` stops training right after that env step (as in SB3).
-        """
-        if total_clips < 1:
-            raise ValueError(f"total_clips must be >= 1, got {total_clips}")
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-        total_timesteps = total_clips + (0 if reset_num_timesteps else self.num_timesteps)
-        cb = init_sb3_callback(self, callback, progress_bar)
-        self._last_obs = self.env.reset()
-        cb.on_training_start(locals(), globals())
-        while self.num_timesteps < total_timesteps:
-            cb.on_rollout_start()
-            self.policy.train()
-            dist, values = self.distribution(self._last_obs)
-            actions = dist.sample(self.generator)
-            new_obs, rewards, dones, infos = self.env.step(actions.cpu().numpy().astype(np.int8))
-            self.num_timesteps += self.env.num_envs
-            cb.update_locals(locals())
-            if not cb.on_step():
-                break
-            stats = self.train_step(dist, actions, values, torch.as_tensor(rewards, device=self.device).float())
-            for key, value in stats.items():
-                self.logger.record(f"train/{key}", value)
-            self.logger.record("train/n_updates", self.n_updates)
-            self._last_obs = new_obs
-            cb.on_rollout_end()
-            if self.n_updates % self.log_interval == 0:
-                self.logger.dump(self.num_timesteps)
-        cb.on_training_end()
-        return self
+    def update(self, context: tuple[KSubsetDistribution, Tensor, Tensor], rewards: np.ndarray,
+               infos: list[dict[str, Any]]) -> dict[str, float]:
+        """One REINFORCE step on the batch just scored."""
+        dist, actions, values = context
+        return self.train_step(dist, actions, values, torch.as_tensor(rewards, device=self.device).float())
 
     def state_dict(self) -> dict[str, Any]:
         """Network, optimizer and baseline state, for checkpoints."""
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "ema_baseline": self.ema_baseline, "num_timesteps": self.num_timesteps, "n_updates": self.n_updates}
+        return {**super().state_dict(), "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "ema_baseline": self.ema_baseline}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
+        super().load_state_dict(state)
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema_baseline = state["ema_baseline"]
-        self.num_timesteps = int(state["num_timesteps"])
-        self.n_updates = int(state["n_updates"])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from agents.bench.timing import markdown_table, synchronize
-from tats_env.cli import parse_config
+from tats_env.commandline import parse
 from tats_env.env import make_vec_env
 from tats_env.mae.masking import random_mask
 
@@ -50,7 +50,7 @@ class Args:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Run the benchmark, print a table and the overhead."""
-    args = parse_config(Args, argv)
+    args = parse(Args, argv)
     device = torch.device(args.device)
     vec = make_vec_env(data=args.data, preset=args.preset, mask_ratio=args.mask_ratio, num_envs=args.num_envs,
                        device=device, num_workers=args.num_workers)

@@ -18,7 +18,7 @@ import torch
 
 from agents.bench.timing import StepStats, markdown_table, measure, run_isolated
 from tats_env.utils import autocast_context
-from tats_env.cli import parse_config
+from tats_env.commandline import parse
 from tats_env.config import MAEConfig, get_preset
 from tats_env.mae import VideoMAE, tube_mask
 
@@ -136,7 +136,7 @@ def transformers_available() -> bool:
 
 def main(argv: list[str] | None = None) -> list[StepStats]:
     """Run the benchmark and print a Markdown table and the ratio ours/theirs."""
-    args = parse_config(Args, argv)
+    args = parse(Args, argv)
     cfg = build_config(args)
     names = ["tats_env VideoMAE"]
     if args.transformers_baseline and transformers_available():

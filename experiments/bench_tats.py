@@ -18,9 +18,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from agents.training import TrainConfig, build_env, build_ppo, resolve_device
+from agents.registry import build_sampler
+from agents.training import TrainConfig, build_env, resolve_device
 from agents.bench.timing import StepStats, markdown_table, measure, run_isolated
-from tats_env.cli import parse_config
+from tats_env.commandline import parse
 from tats_env.mae.masking import tube_mask
 
 
@@ -37,13 +38,14 @@ class Args(TrainConfig):
 def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
     """The env stepped with tube masks (no reward baseline forward: nothing here reads the reward)."""
     def build() -> Callable[[], None]:
-        env = build_env(dataclasses.replace(args, reward_baseline="none"), device)
+        no_baseline = dataclasses.replace(args.env.reward, baseline="none")
+        env = build_env(dataclasses.replace(args, env=dataclasses.replace(args.env, reward=no_baseline)), device)
         env.reset()
-        g = torch.Generator(device=device).manual_seed(args.seed)
+        g = torch.Generator(device=device).manual_seed(args.env.seed)
 
         def step() -> None:
             assert env.core.batch is not None
-            mask = tube_mask(env.core.batch["video"], env.core.spec, args.mask_ratio, generator=g)
+            mask = tube_mask(env.core.batch["video"], env.core.spec, args.env.mask_ratio, generator=g)
             env.step(mask.cpu().numpy().astype(np.int8))
         return step
     return build
@@ -52,8 +54,8 @@ def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[],
 def ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
     """PPO + TATSPolicy on the same env; one call = one rollout + one policy update."""
     def build() -> Callable[[], None]:
-        model = build_ppo(args, build_env(args, device), device)
-        rollout = args.n_steps * args.num_envs
+        model = build_sampler("ppo_tats", build_env(args, device), args.sampler, args.env.seed, device)
+        rollout = args.sampler.ppo.n_steps * args.num_envs
 
         def step() -> None:
             model.learn(rollout, reset_num_timesteps=False)
@@ -64,21 +66,23 @@ def ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], N
 def run_candidate(name: str, args: Args) -> StepStats:
     """Measure one candidate (module level so it can run in a spawned process)."""
     device = resolve_device(args.device)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.env.seed)
+    n_steps = args.sampler.ppo.n_steps
     if name == "plain MAE step (tube)":
-        steps = args.rollouts * args.n_steps
-        return measure(name, plain_builder(args, device), device, args.num_envs, steps, args.warmup_rollouts * args.n_steps)
-    rollout = args.n_steps * args.num_envs
+        steps = args.rollouts * n_steps
+        return measure(name, plain_builder(args, device), device, args.num_envs, steps, args.warmup_rollouts * n_steps)
+    rollout = n_steps * args.num_envs
     return measure(name, ppo_builder(args, device), device, rollout, args.rollouts, args.warmup_rollouts)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run both candidates and print the table and ratios."""
-    args = parse_config(Args, argv)
+    args = parse(Args, argv)
     device = resolve_device(args.device)
-    print(f"preset={args.preset} batch={args.num_envs} mask_ratio={args.mask_ratio} device={device} "
-          f"sampler dim={args.sampler_dim} depth={args.sampler_depth} PPO n_steps={args.n_steps} "
-          f"batch_size={args.batch_size} n_epochs={args.n_epochs}")
+    tats, ppo = args.sampler.tats, args.sampler.ppo
+    print(f"preset={args.env.preset} batch={args.num_envs} mask_ratio={args.env.mask_ratio} device={device} "
+          f"sampler dim={tats.dim} depth={tats.depth} PPO n_steps={ppo.n_steps} "
+          f"batch_size={ppo.batch_size} n_epochs={ppo.n_epochs}")
     results = []
     for name in ("plain MAE step (tube)", "PPO + TATS co-training"):
         results.append(run_isolated(run_candidate, name, args) if device.type == "cpu" else run_candidate(name, args))

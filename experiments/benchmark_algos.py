@@ -16,12 +16,12 @@ import sys
 from collections.abc import Sequence
 
 from agents.bench.matrix import BenchmarkConfig, BenchmarkResult, run_benchmark
-from tats_env.cli import parse_config
+from tats_env.commandline import parse
 
 
 def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
     """Parse the command line, run the unfinished cells, write the report; exit 1 if a cell failed."""
-    result = run_benchmark(parse_config(BenchmarkConfig, argv))
+    result = run_benchmark(parse(BenchmarkConfig, argv))
     for name, path in result.outputs.items():
         print(f"{name}: {path}")
     if result.failed:

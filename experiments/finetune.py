@@ -3,7 +3,7 @@
     python experiments/finetune.py --encoder exports/native --epochs 30
     python experiments/finetune.py --encoder exports/native --linear-probe --out runs/probe
     python experiments/finetune.py --encoder exports/native --init random --out runs/scratch   # baseline
-    python experiments/finetune.py --config experiments/configs/finetune.yaml --lr 5e-4
+    python experiments/finetune.py --config experiments/configs/finetune_tiny.yaml --lr 5e-4
 
 Every option of :class:`tats_env.downstream.FinetuneConfig` is a flag (``--help`` lists them);
 ``--config FILE.yaml`` sets defaults that flags override. Writes metrics.json, confusion.png,
@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tats_env.cli import parse_config
+from tats_env.commandline import parse
 from tats_env.downstream import FinetuneConfig, finetune
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv`` into a :class:`FinetuneConfig`, run it, print and return the metrics."""
-    cfg = parse_config(FinetuneConfig, argv)
+    cfg = parse(FinetuneConfig, argv)
     metrics = finetune(cfg)
     best = metrics["best"]
     print(f"{metrics['num_val_videos']} val videos x {metrics['views'][0]}x{metrics['views'][1]} views: "

@@ -1,24 +1,26 @@
-"""Co-train a video MAE and the TATS sampler with PPO on the masking env (the main job).
+"""Co-train a video MAE and a masking sampler (TATS + PPO by default) on the masking env: the main job.
 
     python experiments/train_ppo.py                      # synthetic data, tiny preset, CPU, minutes
     python experiments/train_ppo.py --preset base --data lists/k400_train.txt --device cuda --out runs/base
+    python experiments/train_ppo.py --method reinforce --total-steps 2000 --out runs/reinforce
     python experiments/train_ppo.py --out runs/tats --resume   # continue a killed run
-    python experiments/train_ppo.py --config experiments/configs/train_tiny.yaml
+    python experiments/train_ppo.py --config my_run.yaml      # YAML: option names as keys, flags override
 
-Every option: ``python experiments/train_ppo.py --help``.
+Every option with its default: ``python experiments/train_ppo.py --help``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from agents.training import TrainConfig, train
-from tats_env.cli import parse_config
+from tats_env.commandline import parse
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     """Parse the command line, train, print where everything is."""
-    summary = train(parse_config(TrainConfig, argv))
+    summary = train(parse(TrainConfig, argv))
     print(json.dumps(summary, indent=2))
     return summary
 

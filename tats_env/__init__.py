@@ -15,9 +15,11 @@ from tats_env.env import (
     KOfNMask,
     RewardConfig,
     TopKScoreAction,
+    TopKScoreVecAction,
     VideoMaskingEnv,
     VideoMaskingVecEnv,
     make_vec_env,
+    score_actions,
 )
 
 from tats_env.export import export_encoder, load_encoder
@@ -30,7 +32,7 @@ if ENV_ID not in _gym.registry:
 
 __all__ = [
     "ENV_ID", "MAEConfig", "PRESETS", "VideoSpec", "get_preset", "CoTrainingEngine", "EngineConfig",
-    "EnvConfig", "KOfNMask", "RewardConfig", "TopKScoreAction", "VideoMaskingEnv", "VideoMaskingVecEnv",
-    "make_vec_env", "FeatureEncoder", "export_encoder", "load_encoder",
+    "EnvConfig", "KOfNMask", "RewardConfig", "TopKScoreAction", "TopKScoreVecAction", "VideoMaskingEnv", "VideoMaskingVecEnv",
+    "make_vec_env", "score_actions", "FeatureEncoder", "export_encoder", "load_encoder",
 ]
 __version__ = "0.1.0"

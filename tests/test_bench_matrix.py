@@ -1,8 +1,9 @@
-"""Sampler benchmark: the matrix, YAML hyperparameters, exact budgets per method, and --quick end to end."""
+"""Sampler benchmark: the matrix, hyperparameters from the registry, exact budgets per method, --quick end to end."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -11,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from agents.bench.matrix import QUICK, BenchmarkConfig, Cell, apply_quick, list_cells, mae_config, run_cell
+from agents.bench.matrix import QUICK, BenchmarkConfig, Cell, apply_quick, default_env, list_cells, mae_config, run_cell
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
 from agents.extractors import TokenProjection
-from agents.registry import METHODS, build_agent, load_hyperparams
+from agents.hyperparams import SamplerConfig
+from agents.registry import SAMPLERS, build_sampler, sampler_hyperparams
 from agents.bench.report import CSV_COLUMNS
 from agents.policy import TATSPolicy
 from tats_env import make_vec_env
@@ -49,19 +51,26 @@ def test_quick_keeps_explicit_choices():
     assert apply_quick(BenchmarkConfig()) == BenchmarkConfig()
 
 
-def test_yaml_hyperparameters_resolve_and_reject_budget_keys(tmp_path):
-    raw, ppo = load_hyperparams("ppo_tats")
-    assert ppo["policy"] is TATSPolicy and raw["policy"] == "agents:TATSPolicy"
-    assert ppo["gamma"] == 0.0 and ppo["policy_kwargs"]["tats_config"]["dim"] == 32
-    _, sac = load_hyperparams("sac_topk")
+def test_hyperparameters_come_from_the_one_sampler_config(synthetic_root):
+    ppo = sampler_hyperparams("ppo_tats")
+    assert ppo["tats"]["dim"] == 32 and ppo["ppo"]["learning_rate"] == 1e-3
+    assert SamplerConfig().ppo.sb3_kwargs()["gamma"] == 0.0  # one-step episodes
+    assert sampler_hyperparams("a2c_tats")["a2c"]["n_steps"] == 4
+    assert sampler_hyperparams("reinforce")["reinforce"]["baseline"] == "ema"
+    sac = SamplerConfig().sac.sb3_kwargs()
     assert sac["policy_kwargs"]["features_extractor_class"] is TokenProjection
-    assert load_hyperparams("a2c_tats")[1]["n_steps"] == 4 and load_hyperparams("reinforce")[1]["baseline"] == "ema"
-    assert load_hyperparams("tube") == ({}, {})
-    (tmp_path / "reinforce.yaml").write_text("TATS/VideoMasking-v0:\n  learning_rate: 1.0e-3\n  seed: 3\n")
-    with pytest.raises(ValueError, match="seed"):
-        load_hyperparams("reinforce", tmp_path)
-    with pytest.raises(FileNotFoundError, match="ppo_tats.yaml"):
-        load_hyperparams("ppo_tats", tmp_path)
+    assert sampler_hyperparams("tube") == {} and sampler_hyperparams("scratch") == {}
+    with pytest.raises(KeyError, match="unknown sampler"):
+        sampler_hyperparams("dqn")
+    # A changed value reaches the agent the registry builds.
+    vec = make_vec_env(data=str(synthetic_root), mae_config=mae_config(BenchmarkConfig(mae_overrides=QUICK["mae_overrides"])),
+                       num_envs=2)
+    cfg = dataclasses.replace(SamplerConfig(), ppo=dataclasses.replace(SamplerConfig().ppo, learning_rate=5e-4, n_epochs=3))
+    agent = build_sampler("ppo_tats", vec, cfg, seed=0)
+    assert isinstance(agent.policy, TATSPolicy) and agent.learning_rate == 5e-4 and agent.n_epochs == 3
+    assert agent.policy.tats_config.dim == 32 and agent.policy.grid == vec.core.spec.grid
+    with pytest.raises(ValueError, match="no agent"):
+        build_sampler("scratch", vec)
 
 
 @pytest.mark.parametrize("method", ["ppo_tats", "a2c_tats", "sac_topk", "tube", "running_cell", "motion_energy"])
@@ -70,10 +79,11 @@ def test_every_method_stops_exactly_at_the_budget(method, synthetic_root):
     cfg = BenchmarkConfig(mae_overrides=QUICK["mae_overrides"])
     torch.manual_seed(0)
     vec = make_vec_env(data=str(synthetic_root), mae_config=mae_config(cfg), num_envs=2, obs_dtype="float16")
-    _, hyperparams = load_hyperparams(method)
+    hyperparams = SamplerConfig()
     if method == "sac_topk":  # make SAC take gradient steps within the tiny budget
-        hyperparams.update(learning_starts=2, batch_size=4, buffer_size=16)
-    agent = build_agent(method, vec, hyperparams, seed=0, device="cpu")
+        hyperparams = dataclasses.replace(hyperparams, sac=dataclasses.replace(
+            hyperparams.sac, learning_starts=2, batch_size=4, buffer_size=16))
+    agent = build_sampler(method, vec, hyperparams, seed=0, device="cpu")
     heldout = HeldOutClips(str(synthetic_root), vec.core.spec, num_clips=4, mask_ratio=0.9, seed=1)
     stats = CellStatsCallback(vec.engine, heldout, total_clips=6, measure_from=2, curve_points=3, curve_clips=2)
     agent.learn(100, callback=stats)
@@ -88,7 +98,8 @@ def test_every_method_stops_exactly_at_the_budget(method, synthetic_root):
 
 
 def test_scratch_cell_skips_pre_training(synthetic_root, tmp_path):
-    cfg = apply_quick(BenchmarkConfig(quick=True, data=str(synthetic_root), out=tmp_path))
+    cfg = apply_quick(BenchmarkConfig(quick=True, env=dataclasses.replace(default_env(), data=str(synthetic_root)),
+                                      out=tmp_path))
     threads = torch.get_num_threads()
     try:
         record = run_cell(Cell("scratch", 0.9, 0), cfg)
@@ -115,7 +126,7 @@ def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
     by_method = {row["method"]: row for row in rows}
     for method, row in by_method.items():
         assert int(row["clips"]) == 16 and int(row["mae_updates"]) == 4 and row["seed"] == "0"
-        assert int(row["warmup_clips"]) == (8 if METHODS[method].learned else 0)
+        assert int(row["warmup_clips"]) == (8 if SAMPLERS[method].learned else 0)
         assert 0.0 <= float(row["probe_top1"]) <= 1.0 and 0.0 <= float(row["finetune_top1"]) <= 1.0
         assert 0.0 <= float(row["motion_precision"]) <= 1.0
         assert float(row["val_recon_loss"]) > 0 and float(row["clips_per_s"]) > 0 and float(row["peak_rss_mb"]) > 100
@@ -154,17 +165,15 @@ def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
 
 
 def test_a_failing_cell_is_reported_and_does_not_stop_the_run(synthetic_root, tmp_path, capsys):
-    algos = tmp_path / "algos"
-    algos.mkdir()
-    (algos / "reinforce.yaml").write_text("TATS/VideoMasking-v0:\n  learning_rate: 1.0e-3\n  bogus_option: 1\n")
     out = tmp_path / "bench"
+    # An out-of-range hyperparameter makes the reinforce cell fail inside its own process.
     argv = ["--quick", "--data", str(synthetic_root), "--out", str(out), "--methods", "reinforce", "random",
-            "--algos-dir", str(algos)]
+            "--reinforce.baseline-decay", "1.5"]
     with pytest.raises(SystemExit) as exit_info:
         load_script().main(argv)
     assert exit_info.value.code == 1
     error = (out / "cells" / "reinforce_r0.9_s0.error.txt").read_text()
-    assert "bogus_option" in error and "Traceback" in error  # the child's own traceback
+    assert "baseline_decay" in error and "Traceback" in error  # the child's own traceback
     assert not (out / "cells" / "reinforce_r0.9_s0.json").exists()
     assert (out / "cells" / "random_r0.9_s0.json").is_file()  # the other cell still ran
     assert "reinforce_r0.9_s0" in capsys.readouterr().err

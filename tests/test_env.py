@@ -11,7 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecMonitor
 
 import tats_env
-from tats_env import TopKScoreAction, make_vec_env
+from tats_env import TopKScoreAction, TopKScoreVecAction, make_vec_env, score_actions
 from tats_env.env import KOfNMask, RewardConfig
 
 
@@ -182,8 +182,10 @@ def test_score_wrapper_single_and_batched(synthetic_root):
     assert mask.sum() == 461 and mask[:461].all()  # ties go to the lower index
     scores[-5:] = 1.0
     assert env.action(scores)[-5:].all()
-    vec = TopKScoreAction(make_vec_env(data=str(synthetic_root), num_envs=2))
-    assert vec.action_space.shape == (512,)
+    with pytest.raises(TypeError, match="TopKScoreVecAction"):
+        TopKScoreAction(make_vec_env(data=str(synthetic_root), num_envs=2))
+    vec = score_actions(make_vec_env(data=str(synthetic_root), num_envs=2))
+    assert isinstance(vec, TopKScoreVecAction) and vec.action_space.shape == (512,)
     vec.reset()
     _, rewards, _, _ = vec.step(np.random.default_rng(0).uniform(-1, 1, (2, 512)).astype(np.float32))
     assert rewards.shape == (2,)

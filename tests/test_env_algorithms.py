@@ -7,11 +7,11 @@ import numpy as np
 from stable_baselines3 import A2C, SAC
 
 import tats_env
-from tats_env import TopKScoreAction, make_vec_env
+from tats_env import TopKScoreAction, TopKScoreVecAction, make_vec_env
 
 
 def test_a2c_default_policy_through_wrapper(synthetic_root):
-    vec = TopKScoreAction(make_vec_env(data=str(synthetic_root), preset="tiny", num_envs=4, obs_dtype="float16"))
+    vec = TopKScoreVecAction(make_vec_env(data=str(synthetic_root), preset="tiny", num_envs=4, obs_dtype="float16"))
     model = A2C("MlpPolicy", vec, n_steps=2, policy_kwargs={"net_arch": [32]}, seed=0)
     model.learn(total_timesteps=200)
     assert model.num_timesteps >= 200

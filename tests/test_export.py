@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -229,12 +230,13 @@ def test_training_checkpoint_source(tmp_path, cfg, model, videos):
         export_encoder(model, tmp_path / "z", format="onnx")  # type: ignore[arg-type]
 
 
-def test_cli(tmp_path, cfg, model, capsys):
+def test_cli(tmp_path, cfg, model, capsys, monkeypatch):
     import importlib.util
 
     script = Path(__file__).parents[1] / "experiments" / "export_encoder.py"
     spec = importlib.util.spec_from_file_location("export_cli", script)
     cli = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, cli)  # tyro resolves the Args annotations through sys.modules
     spec.loader.exec_module(cli)
     ckpt = tmp_path / "ckpt.pt"
     torch.save({"mae_config": cfg.to_dict(), "mae_state": model.state_dict()}, ckpt)

@@ -20,7 +20,7 @@ SCRIPT = ROOT / "experiments" / "train_ppo.py"
 
 def _tiny_args(data: Path, out: Path, total: int, **extra: object) -> list[str]:
     args = ["--data", str(data), "--out", str(out), "--num-envs", "4", "--total-steps", str(total),
-            "--warmup-steps", "8", "--sampler-dim", "32", "--no-progress-bar", "--seed", "0"]
+            "--warmup-steps", "8", "--tats.dim", "32", "--no-progress-bar", "--seed", "0"]
     for key, value in extra.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
@@ -43,7 +43,8 @@ def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, t
     assert sorted(p.name for p in (out / "images").glob("*.png")) == ["masks_00000016.png", "masks_00000032.png"]
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["num_timesteps"] == 32 and state["warmup_done"] == 8
-    assert {"policy", "policy_optimizer", "core", "rng", "mae_state", "mae_config"} <= set(state)
+    assert {"sampler", "core", "rng", "mae_state", "mae_config"} <= set(state)
+    assert {"policy", "policy.optimizer"} <= set(state["sampler"]["params"])
     assert (out / "encoder-native" / "model.safetensors").is_file()
     assert (out / "encoder-hf" / "config.json").is_file()
     assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(out / "checkpoint.pt")
@@ -73,15 +74,15 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     sys.path.insert(0, str(ROOT / "experiments"))
     import train_ppo
     from agents.training import CoTrainer, TrainConfig
-    from tats_env.cli import parse_config
+    from tats_env.commandline import parse
 
     rollout = 4 * 4  # n_steps x num_envs: SB3 trains in whole rollouts
     args = _tiny_args(synthetic_root, out, done + rollout, checkpoint_every=8, image_every=10_000) + ["--resume"]
-    trainer = CoTrainer(parse_config(TrainConfig, args))
+    trainer = CoTrainer(parse(TrainConfig, args))
     trainer.restore(ckpt)
     weight = trainer.env.engine.model.encoder.blocks[0].attn.qkv.weight
     assert torch.equal(weight, saved["mae_state"]["encoder.blocks.0.attn.qkv.weight"])
-    assert trainer.model.num_timesteps == done
+    assert trainer.agent.num_timesteps == done
     trainer.close()
 
     summary = train_ppo.main(args)
@@ -117,3 +118,20 @@ def test_warmup_only_run_checkpoints_in_chunks_and_resumes(synthetic_root, tmp_p
     args[args.index("--warmup-steps") + 1] = "24"
     summary = train_ppo.main(args + ["--resume"])
     assert saved_at == [24] and summary["clips"] == 24 and summary["mae_updates"] == 6
+
+
+def test_any_registered_sampler_trains_through_the_registry(synthetic_root, tmp_path):
+    """--method reinforce: the main job builds the sampler from agents.registry and checkpoints its state."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import train_ppo
+
+    out = tmp_path / "run"
+    summary = train_ppo.main(_tiny_args(synthetic_root, out, 16, method="reinforce", checkpoint_every=8,
+                                        image_every=8))
+    assert summary["method"] == "reinforce" and summary["clips"] == 24 and summary["mae_updates"] == 6
+    state = load_checkpoint(out / "checkpoint.pt")
+    agent_state = state["sampler"]["agent"]
+    assert agent_state["num_timesteps"] == 16 and agent_state["n_updates"] == 4 and "policy" in agent_state
+    header = (out / "tb" / "progress.csv").read_text().splitlines()[0].split(",")
+    assert "train/policy_loss" in header and "env/recon_loss" in header
+    assert sorted(p.name for p in (out / "images").glob("*.png")) == ["masks_00000008.png", "masks_00000016.png"]

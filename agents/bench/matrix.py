@@ -32,18 +32,21 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+import tyro
 import yaml
 from stable_baselines3.common.utils import set_random_seed
 
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
-from agents.registry import METHODS, build_agent, load_hyperparams
+from agents.hyperparams import SamplerConfig
+from agents.registry import SAMPLERS, build_sampler, sampler_hyperparams
 from agents.bench.report import write_report
 from agents.bench.timing import run_isolated
 from tats_env.config import MAEConfig, get_preset
-from tats_env.env import EngineConfig, RewardConfig, make_vec_env
+from tats_env.commandline import config_to_dict
+from tats_env.env import EngineConfig, EnvConfig, RewardConfig, VideoMaskingVecEnv
 from tats_env.export import export_encoder
 from tats_env.utils import atomic_write_json, peak_rss_mb
 from tats_env.downstream import FinetuneConfig, finetune
@@ -51,31 +54,41 @@ from tats_env.downstream import FinetuneConfig, finetune
 __all__ = ["BenchmarkConfig", "BenchmarkResult", "Cell", "QUICK", "apply_quick", "list_cells", "run_cell",
            "run_benchmark"]
 
-ALL_METHODS: tuple[str, ...] = ("ppo_tats", "a2c_tats", "reinforce", "sac_topk", "random", "tube", "running_cell",
-                                "motion_energy", "scratch")
+SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
+
+
+def default_env() -> EnvConfig:
+    """The benchmark's env: the main job's CPU recipe, paired random-mask reward baseline, float16 observations.
+
+    The baseline costs one extra MAE forward per step, so only learned samplers pay it (fixed maskers
+    ignore the reward and run with ``baseline="none"``).
+    """
+    return EnvConfig(engine_config=EngineConfig(lr=2e-3, warmup_updates=50), obs_dtype="float16",
+                     reward=RewardConfig(baseline="random", normalize=True))
 
 
 @dataclass
 class BenchmarkConfig:
     """Benchmark RL samplers and fixed maskers on the masking env at an equal pre-training budget."""
 
-    data: str = "synthetic"
-    """Videos: "synthetic" or a folder holding train.txt and val.txt (val = held-out clips and downstream eval)."""
-    preset: str = "tiny"
-    """MAE size preset: tiny (CPU), small, base, large."""
+    env: Annotated[EnvConfig, tyro.conf.arg(name="")] = field(default_factory=default_env)
+    """The masking env of every cell: data ("synthetic" or a folder holding train.txt and val.txt), MAE preset,
+    reward (--reward.*), MAE optimisation (--mae.*); --mask-ratio is the ratio of the methods outside
+    --sweep-methods. Each cell's seed comes from --seeds (leave --seed alone)."""
+    sampler: Annotated[SamplerConfig, tyro.conf.arg(name="")] = field(default_factory=SamplerConfig)
+    """Hyperparameters of every sampler (--tats.*, --ppo.*, --a2c.*, --sac.*, --reinforce.*): the same source
+    as the main job's."""
     mae_overrides: tuple[str, ...] = ()
     """get_preset overrides as key=value (e.g. num_frames=8 image_size=32 depth=2)."""
     out: Path = Path("runs/benchmark")
     """Output folder: cells/ (one JSON per finished cell), results.csv, results.md, PNG plots."""
-    methods: tuple[str, ...] = ALL_METHODS
-    """Methods: ppo_tats, a2c_tats, reinforce, sac_topk, random, tube, running_cell, motion_energy, and scratch
-    (no pre-training: the same initial encoder straight to probe / fine-tune, the reference)."""
-    sweep_methods: tuple[str, ...] = ("ppo_tats", "tube", "random")
-    """Methods run at every ratio of --ratios; the others run at --main-ratio only."""
+    methods: tuple[SamplerName, ...] = tuple(SAMPLERS)  # type: ignore[valid-type]
+    """Samplers of the registry (agents.registry), and scratch (no pre-training: the same initial encoder
+    straight to probe / fine-tune, the reference)."""
+    sweep_methods: tuple[SamplerName, ...] = ("ppo_tats", "tube", "random")  # type: ignore[valid-type]
+    """Methods run at every ratio of --ratios; the others run at --mask-ratio only."""
     ratios: tuple[float, ...] = (0.75, 0.9, 0.95)
     """Mask ratios of the sweep."""
-    main_ratio: float = 0.9
-    """Mask ratio of the methods outside --sweep-methods."""
     seeds: tuple[int, ...] = (0, 1)
     """Seeds: MAE and sampler initialisation, clip order, masks. Every method sees the same ones."""
     total_clips: int = 1536
@@ -84,19 +97,6 @@ class BenchmarkConfig:
     """Clips of the budget learned samplers spend with random masks first (0 disables)."""
     num_envs: int = 8
     """Clips per env step, i.e. per MAE update."""
-    mae_lr: float = 2e-3
-    """Peak MAE learning rate (cosine to the end of the budget after mae_warmup_updates)."""
-    mae_warmup_updates: int = 50
-    """Linear warm-up of the MAE learning rate, in updates."""
-    reward_mode: Literal["adversarial", "cooperative"] = "adversarial"
-    """Reward of the RL samplers: adversarial = masked-token error, cooperative = its negative."""
-    reward_baseline: Literal["none", "random"] = "random"
-    """random: RL rewards are relative to a random mask of the same clip (paired control variate; one extra
-    MAE forward per step, so only learned samplers pay it)."""
-    normalize_reward: bool = True
-    """Standardise rewards with running statistics."""
-    algos_dir: Path | None = None
-    """Folder of the per-algorithm YAML hyperparameters (default: experiments/configs/algos)."""
     eval_mask_ratio: float = 0.9
     """Ratio of the common random mask used for the held-out reconstruction loss of every cell."""
     eval_seed: int = 1234
@@ -143,16 +143,16 @@ QUICK: dict[str, Any] = {
     "methods": ("ppo_tats", "reinforce", "random"), "seeds": (0,), "ratios": (0.9,),
     "mae_overrides": ("num_frames=8", "image_size=32", "embed_dim=32", "depth=1", "num_heads=2",
                       "decoder_embed_dim=16", "decoder_depth=1", "decoder_num_heads=2"),
-    "total_clips": 16, "warmup_clips": 8, "num_envs": 4, "mae_warmup_updates": 1, "eval_clips": 8,
+    "total_clips": 16, "warmup_clips": 8, "num_envs": 4, "eval_clips": 8,
     "curve_points": 2, "curve_clips": 4, "probe_epochs": 1, "finetune_epochs": 1, "downstream_batch_size": 4,
     "downstream_max_steps": 2, "jobs": 2,
 }
 
-# Fields that change a cell's result; a finished cell is reused only if they are unchanged.
-_RESULT_FIELDS = ("data", "preset", "mae_overrides", "total_clips", "warmup_clips", "num_envs", "mae_lr",
-                  "mae_warmup_updates", "reward_mode", "reward_baseline", "normalize_reward", "eval_mask_ratio",
-                  "eval_seed", "eval_clips", "probe_epochs", "probe_lr", "finetune_epochs", "finetune_lr",
-                  "downstream_batch_size", "downstream_max_steps", "eval_views", "device")
+# Fields that change a cell's result (besides the env and the method's hyperparameters); a finished cell is
+# reused only if they are unchanged.
+_RESULT_FIELDS = ("mae_overrides", "total_clips", "warmup_clips", "num_envs", "eval_mask_ratio", "eval_seed",
+                  "eval_clips", "probe_epochs", "probe_lr", "finetune_epochs", "finetune_lr", "downstream_batch_size",
+                  "downstream_max_steps", "eval_views", "device")
 
 
 def apply_quick(cfg: BenchmarkConfig) -> BenchmarkConfig:
@@ -160,7 +160,10 @@ def apply_quick(cfg: BenchmarkConfig) -> BenchmarkConfig:
     if not cfg.quick:
         return cfg
     defaults = BenchmarkConfig()
-    changes = {k: v for k, v in QUICK.items() if getattr(cfg, k) == getattr(defaults, k)}
+    changes: dict[str, Any] = {k: v for k, v in QUICK.items() if getattr(cfg, k) == getattr(defaults, k)}
+    engine = cfg.env.engine_config
+    if engine.warmup_updates == defaults.env.engine_config.warmup_updates:  # 4 updates in all: warm up in 1
+        changes["env"] = dataclasses.replace(cfg.env, engine_config=dataclasses.replace(engine, warmup_updates=1))
     return dataclasses.replace(cfg, **changes)
 
 
@@ -172,7 +175,7 @@ def mae_config(cfg: BenchmarkConfig) -> MAEConfig:
         if not sep:
             raise ValueError(f"--mae-overrides takes key=value items, got {item!r}")
         overrides[key.strip()] = yaml.safe_load(value)
-    return get_preset(cfg.preset, **overrides)
+    return get_preset(cfg.env.preset, **overrides)
 
 
 @dataclass(frozen=True)
@@ -191,32 +194,37 @@ class Cell:
 
 def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
     """The selected cells, seed by seed (a partial run has every method for the first seeds)."""
-    unknown = sorted((set(cfg.methods) | set(cfg.sweep_methods)) - set(METHODS))
+    unknown = sorted((set(cfg.methods) | set(cfg.sweep_methods)) - set(SAMPLERS))
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+        raise ValueError(f"unknown methods {unknown}; choose from {sorted(SAMPLERS)}")
     if not cfg.methods or not cfg.seeds or not cfg.ratios:
         raise ValueError("select at least one method, seed and ratio")
     cells = []
     for seed in cfg.seeds:
         for method in cfg.methods:
-            ratios = cfg.ratios if method in cfg.sweep_methods else (cfg.main_ratio,)
+            ratios = cfg.ratios if method in cfg.sweep_methods else (cfg.env.mask_ratio,)
             cells += [Cell(method, float(ratio), int(seed)) for ratio in ratios]
     return cells
 
 
 def settings(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
-    """JSON-ready fields that determine a cell's result, plus the method's raw hyperparameters."""
-    values = {k: getattr(cfg, k) for k in _RESULT_FIELDS}
+    """JSON-ready fields that determine a cell's result: the env (its ratio and seed are the cell's), the
+    budget and evaluation fields, and the method's hyperparameters."""
+    env = config_to_dict(dataclasses.replace(cfg.env, mask_ratio=EnvConfig.mask_ratio, seed=EnvConfig.seed))
+    values = {"env": env, **{k: getattr(cfg, k) for k in _RESULT_FIELDS}}
     values = json.loads(json.dumps(values, default=str))
-    values["hyperparams"] = load_hyperparams(method, cfg.algos_dir)[0]
+    values["hyperparams"] = sampler_hyperparams(method, cfg.sampler)
     return values
 
 
 def _check_config(cfg: BenchmarkConfig) -> None:
     """Raise ``ValueError`` for a budget the cells cannot spend exactly, or data without a val split."""
-    if cfg.data != "synthetic" and not (Path(cfg.data) / "val.txt").is_file():
-        raise ValueError(f"--data {cfg.data!r}: the benchmark needs held-out clips; pass 'synthetic' or a folder "
+    data = cfg.env.data
+    if data != "synthetic" and not (Path(data) / "val.txt").is_file():
+        raise ValueError(f"--data {data!r}: the benchmark needs held-out clips; pass 'synthetic' or a folder "
                          "holding train.txt and val.txt")
+    if cfg.env.seed != EnvConfig.seed or cfg.env.split != EnvConfig.split:
+        raise ValueError("--seed / --split: every cell trains on the train split with its seed from --seeds")
     if cfg.total_clips < cfg.num_envs or cfg.total_clips % cfg.num_envs:
         raise ValueError(f"total_clips={cfg.total_clips} must be a positive multiple of num_envs={cfg.num_envs}")
     if cfg.warmup_clips % cfg.num_envs or not 0 <= cfg.warmup_clips < cfg.total_clips:
@@ -230,7 +238,7 @@ def downstream_config(cfg: BenchmarkConfig, encoder: Path, out: Path, seed: int,
     """The fixed small probe / fine-tune recipe every cell's encoder gets (no Mixup: budgets are short)."""
     epochs = cfg.probe_epochs if probe else cfg.finetune_epochs
     return FinetuneConfig(
-        encoder=str(encoder), data=cfg.data, out=out, linear_probe=probe, epochs=epochs,
+        encoder=str(encoder), data=cfg.env.data, out=out, linear_probe=probe, epochs=epochs,
         batch_size=cfg.downstream_batch_size, lr=cfg.probe_lr if probe else cfg.finetune_lr,
         warmup_epochs=0.0 if probe else 0.1 * epochs, drop_path=0.0 if probe else 0.1,
         smoothing=0.0 if probe else 0.1, mixup=0.0, cutmix=0.0, temporal_views=cfg.eval_views[0],
@@ -244,15 +252,14 @@ def _pretrain(cell: Cell, cfg: BenchmarkConfig, env: Any, stats: CellStatsCallba
 
     Returns the method's agent (None for ``scratch``, which does not pre-train).
     """
-    spec = METHODS[cell.method]
+    spec = SAMPLERS[cell.method]
     if spec.kind == "scratch":
         return None
-    _, hyperparams = load_hyperparams(cell.method, cfg.algos_dir)
     # Build the agent before the warm-up: SB3 seeds the env's clip stream at construction and the
     # warm-up's reset consumes that seed. Fixed maskers also learn in two calls, so every cell
     # resets the env at the same points and sees the same clips in the same order.
-    agent = build_agent(cell.method, env, hyperparams, cell.seed, device)
-    first = build_agent("random", env, {}, cell.seed, device) if spec.learned else agent
+    agent = build_sampler(cell.method, env, cfg.sampler, cell.seed, device)
+    first = build_sampler("random", env, cfg.sampler, cell.seed, device) if spec.learned else agent
     if cfg.warmup_clips:
         first.learn(cfg.warmup_clips, callback=stats)
     agent.learn(cfg.total_clips - cfg.warmup_clips, callback=stats, progress_bar=cfg.progress)
@@ -270,15 +277,16 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     cell_dir = Path(cfg.out) / "cells" / cell.name
     device = torch.device(cfg.device)
     set_random_seed(cell.seed)  # the MAE's initialisation depends on the seed only
-    engine = EngineConfig(lr=cfg.mae_lr, warmup_updates=cfg.mae_warmup_updates,
-                          total_updates=cfg.total_clips // cfg.num_envs)
-    # Fixed maskers ignore the reward: they skip the baseline's extra forward, so clips/s stays their own.
-    baseline = cfg.reward_baseline if METHODS[cell.method].learned else "none"
-    env = make_vec_env(data=cfg.data, mae_config=mae_config(cfg), mask_ratio=cell.mask_ratio, num_envs=cfg.num_envs,
-                       device=device, engine_config=engine, obs_dtype="float16", seed=cell.seed,
-                       reward=RewardConfig(mode=cfg.reward_mode, baseline=baseline, normalize=cfg.normalize_reward))
+    learned = SAMPLERS[cell.method].learned
+    env_config = dataclasses.replace(
+        cfg.env, mask_ratio=cell.mask_ratio, seed=cell.seed,
+        engine_config=dataclasses.replace(cfg.env.engine_config, total_updates=cfg.total_clips // cfg.num_envs),
+        # Fixed maskers ignore the reward: they skip the baseline's extra forward, so clips/s stays their own.
+        reward=cfg.env.reward if learned else dataclasses.replace(cfg.env.reward, baseline="none"),
+    )
+    env = VideoMaskingVecEnv(cfg.num_envs, env_config, device, mae_config(cfg))
     try:
-        heldout = HeldOutClips(cfg.data, env.core.spec, cfg.eval_clips, cfg.eval_mask_ratio, cfg.eval_seed)
+        heldout = HeldOutClips(cfg.env.data, env.core.spec, cfg.eval_clips, cfg.eval_mask_ratio, cfg.eval_seed)
         stats = CellStatsCallback(env.engine, heldout, cfg.total_clips, cfg.warmup_clips, cfg.curve_points,
                                   cfg.curve_clips)
         pretrain_start = time.perf_counter()
@@ -297,7 +305,7 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     sampler = getattr(agent, "policy", None)
     metrics = {
         "method": cell.method, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
-        "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if METHODS[cell.method].learned else 0,
+        "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if learned else 0,
         "val_recon_loss": val_loss, **stats.summary(), "probe_top1": probe["top1"], "finetune_top1": tuned["top1"],
         "num_classes": probe["num_classes"], "num_val_videos": probe["num_val_videos"],
         "pretrain_s": pretrain_s, "probe_s": probe_s, "finetune_s": finetune_s,

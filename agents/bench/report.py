@@ -123,13 +123,14 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
     """The aggregated table with a budget header and the best-encoder summary."""
     rows = aggregate(records)
     s = records[0]["settings"]
+    env = s.get("env", s)  # cells written before the nested configs kept data and preset at the top level
     m0 = records[0]["metrics"]
     overrides = ", overrides " + " ".join(s["mae_overrides"]) if s["mae_overrides"] else ""
     lines = [
         "# Sampler benchmark", "",
         f"Budget per cell: {s['total_clips']} pre-training clips = {s['total_clips'] // s['num_envs']} MAE updates of "
-        f"{s['num_envs']} clips (preset `{s['preset']}`{overrides}, "
-        f"data `{s['data']}`). Learned samplers spend the first {s['warmup_clips']} clips with random masks. "
+        f"{s['num_envs']} clips (preset `{env['preset']}`{overrides}, "
+        f"data `{env['data']}`). Learned samplers spend the first {s['warmup_clips']} clips with random masks. "
         f"Held-out loss: {s['eval_clips'] or 'all'} val clips under one common random mask at ratio "
         f"{s['eval_mask_ratio']:g} (seed {s['eval_seed']}), MAE in eval mode. Downstream: linear probe "
         f"{s['probe_epochs']} epoch(s) at lr {s['probe_lr']:g}, fine-tune {s['finetune_epochs']} epoch(s) at lr "

@@ -8,10 +8,11 @@ batched MAE forward/backward for all B clips and returns a reward and an info di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+import tyro
 from gymnasium import spaces
 
 from tats_env.config import MAEConfig, get_preset
@@ -38,9 +39,9 @@ class EnvConfig:
     sampling: Literal["k400", "ssv2"] = "k400"
     """Frame sampling: K400-style strided window or SSv2-style segments."""
     reward: RewardConfig = field(default_factory=RewardConfig)
-    """Reward mode and normalisation."""
-    engine_config: EngineConfig = field(default_factory=EngineConfig)
-    """Optimisation of the environment's MAE."""
+    """Reward mode, baseline and normalisation."""
+    engine_config: Annotated[EngineConfig, tyro.conf.arg(name="mae")] = field(default_factory=EngineConfig)
+    """Optimisation of the environment's MAE (flags --mae.*)."""
     update_mae: bool = True
     """Take one MAE optimizer step per env step; False evaluates a frozen MAE."""
     invalid_action: InvalidActionMode = "raise"
@@ -52,7 +53,7 @@ class EnvConfig:
     foreground_threshold: float = 0.25
     """Share of a token's pixels that must be foreground for it to count as a motion token."""
     seed: int = 0
-    """Seed of the clip stream (shuffle and augmentation)."""
+    """Seed of the clip stream (shuffle and augmentation); the training scripts seed networks and masks from it too."""
 
 
 def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

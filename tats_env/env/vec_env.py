@@ -113,6 +113,17 @@ class VideoMaskingVecEnv(VecEnv):
         return list(indices)
 
 
+def masking_core(env: Any) -> MaskingCore:
+    """The :class:`MaskingCore` behind a masking env, a ``VecEnv`` or any stack of SB3 / gymnasium wrappers."""
+    inner = getattr(env, "unwrapped", env)
+    while not hasattr(inner, "core") and hasattr(inner, "venv"):
+        inner = inner.venv
+    core = getattr(inner, "core", None)
+    if not isinstance(core, MaskingCore):
+        raise TypeError(f"expected a tats_env masking env, got {type(env).__name__}")
+    return core
+
+
 def make_vec_env(
     data: str = "synthetic",
     preset: str = "tiny",

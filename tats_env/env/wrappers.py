@@ -22,16 +22,15 @@ def _score_space(mask_space: spaces.Space) -> spaces.Box:
 class TopKScoreAction(gym.ActionWrapper):
     """Expose ``Box(-1, 1, (N,), float32)`` scores; the K highest are masked (ties -> lower index).
 
-    Lets continuous-action algorithms (SAC, TD3, DDPG, PPO-Gaussian) drive the masking env.
-    Works on the single env and, given an SB3 ``VecEnv``, returns a :class:`TopKScoreVecAction`.
+    Lets continuous-action algorithms (SAC, TD3, DDPG, PPO-Gaussian) drive the single-clip env;
+    :class:`TopKScoreVecAction` does the same for the batched ``VecEnv`` (:func:`score_actions`
+    picks the right one).
     """
 
-    def __new__(cls, env: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(env, VecEnv):
-            return TopKScoreVecAction(env)
-        return super().__new__(cls)
-
     def __init__(self, env: gym.Env) -> None:
+        if isinstance(env, VecEnv):
+            raise TypeError("TopKScoreAction wraps a gymnasium env; use TopKScoreVecAction (or score_actions) "
+                            "for a VecEnv")
         super().__init__(env)
         self.mask_space: KOfNMask = env.action_space  # type: ignore[assignment]
         self.action_space = _score_space(env.action_space)
@@ -45,7 +44,7 @@ class TopKScoreAction(gym.ActionWrapper):
 
 
 class TopKScoreVecAction(VecEnvWrapper):
-    """The batched form of :class:`TopKScoreAction` for :func:`tats_env.make_vec_env`."""
+    """The batched form of :class:`TopKScoreAction` for :func:`tats_env.make_vec_env` (any SB3 ``VecEnv``)."""
 
     def __init__(self, venv: VecEnv) -> None:
         self.mask_space: KOfNMask = venv.action_space  # type: ignore[assignment]
@@ -66,3 +65,8 @@ class TopKScoreVecAction(VecEnvWrapper):
     def reset(self) -> np.ndarray:
         """Forwarded unchanged."""
         return self.venv.reset()
+
+
+def score_actions(env: gym.Env | VecEnv) -> TopKScoreAction | TopKScoreVecAction:
+    """Wrap a masking env (single or batched) so that it takes ``Box(-1, 1, (N,))`` scores."""
+    return TopKScoreVecAction(env) if isinstance(env, VecEnv) else TopKScoreAction(env)

@@ -1,6 +1,7 @@
 """Fixed token maskers, vectorised on the clips' device, with exact counts.
 
-Every masker returns a bool ``(B, N)`` mask, True = masked, with exactly
+Every masker is called as ``masker(videos (B, C, T, H, W), spec, mask_ratio, generator=None)`` and
+returns a bool ``(B, N)`` mask, True = masked, with exactly
 ``K = spec.num_masked(mask_ratio)`` masked tokens in every row, on the device of the input
 clips. Exact counts everywhere mean any masker can stand in for a learned sampler in the
 environment (whose action space is "exactly K of N"). Where the classic recipe's count
@@ -9,21 +10,13 @@ differs (tube masking masks whole tubes), the remainder is documented per masker
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from tats_env.config import VideoSpec
-
-
-class Masker(Protocol):
-    """Signature shared by all fixed maskers."""
-
-    def __call__(
-        self, videos: Tensor, spec: VideoSpec, mask_ratio: float, generator: torch.Generator | None = None
-    ) -> Tensor: ...
 
 
 def topk_mask(scores: Tensor, k: int) -> Tensor:
