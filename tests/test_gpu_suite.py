@@ -51,3 +51,25 @@ def test_a_part_out_of_time_is_recorded_and_the_next_part_still_runs(synthetic_r
     assert main["status"] == "timeout" and "within 2 s" in main["error"]
     assert decode["status"] == "ok"
     assert "**timeout**" in (out / "gpu_suite.md").read_text()
+
+
+def test_the_full_size_plan_parses_with_every_part_s_own_options(tmp_path):
+    """The GPU session cannot afford a typo: every full-size part's options parse, at the issue's sizes."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import bench_mae
+    import bench_tats
+    import gpu_suite
+    from agents.training import TrainConfig
+    from tats_env.commandline import parse
+
+    cfg = parse(gpu_suite.SuiteConfig, ["--out", str(tmp_path)])
+    plan = {name: args for name, _, _, args, _ in gpu_suite.plan(cfg, "cuda")}
+    mae = parse(bench_mae.Args, plan["mae"][0])
+    assert (mae.preset, mae.batch_size, mae.mask_ratio, mae.device, mae.isolate) == ("base", 64, 0.9, "cuda", True)
+    assert bench_mae.build_config(mae).video.num_frames == 16 and bench_mae.build_config(mae).video.image_size == 224
+    tats = parse(bench_tats.Args, plan["tats"][0])
+    assert (tats.env.preset, tats.device, tats.num_envs, tats.env.num_workers) == ("base", "cuda", 32, 8)
+    main, seconds = plan["main"]
+    job = parse(TrainConfig, main)
+    assert (job.env.preset, job.device, seconds, job.method) == ("small", "cuda", 120.0, "ppo_tats")
+    assert sum(b for *_, b in gpu_suite.plan(cfg, "cuda")) <= cfg.total_budget_s  # + pip install: < 9 min
