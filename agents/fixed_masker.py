@@ -31,7 +31,7 @@ class FixedMaskerAgent(StepwiseAgent):
         self.masker = get_masker(masker)
         self.generator = torch.Generator(device=self.core.device)
         if seed is not None:
-            self.generator.manual_seed(seed)
+            self.generator.manual_seed(self.core.rank_seed(seed))  # per rank under torch.distributed
             env.seed(seed)
 
     def _masks(self) -> np.ndarray:

@@ -5,6 +5,8 @@ checkpointed chunks), let the sampler learn on the env for ``total_steps`` clips
 rollout boundaries, TensorBoard statistics, mask images), export the encoder, write
 ``summary.json``. Every setting comes from one nested :class:`TrainConfig`; samplers are built
 through :mod:`agents.registry`. Nothing here imports the benchmark layer (:mod:`agents.bench`).
+Under ``torchrun`` the hooks marked ``[distributed]`` hand over to :mod:`agents.distributed`
+(DDP, global clip counters, rank-0-only writing); in one process they change nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from typing import Annotated, Any, Literal
 import torch
 import tyro
 from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor
 
 from agents.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
+from agents import distributed  # [distributed] torchrun / DDP hooks
 from agents.checkpoint import (
     CHECKPOINT_NAME, atomic_torch_save, find_checkpoint, load_checkpoint, load_sampler_state, rng_state,
     sampler_state, set_rng_state,
@@ -90,17 +92,18 @@ class TrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
+    """``auto`` -> cuda when available, else cpu; under torchrun ``cuda`` is ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return distributed.rank_device(torch.device(name))  # [distributed]
 
 
 def build_env(cfg: TrainConfig, device: torch.device) -> VideoMaskingVecEnv:
     """The batched masking env of the config; the MAE's cosine spans the whole run unless set."""
     engine = cfg.env.engine_config
     if engine.total_updates is None:
-        engine = dataclasses.replace(engine, total_updates=(cfg.total_steps + cfg.warmup_steps) // cfg.num_envs)
+        global_batch = cfg.num_envs * distributed.get_world_size()  # [distributed] clips are counted globally
+        engine = dataclasses.replace(engine, total_updates=(cfg.total_steps + cfg.warmup_steps) // global_batch)
     return VideoMaskingVecEnv(cfg.num_envs, dataclasses.replace(cfg.env, engine_config=engine), device)
 
 
@@ -109,7 +112,8 @@ def warm_up_mae(env: VideoMaskingVecEnv, clips: int, masker_name: str, seed: int
 
     The clip stream restarts from ``seed``, so a chunk resumed after a kill sees the same clips.
     """
-    return build_sampler(masker_name, env, seed=seed, device=env.core.device).learn(clips).num_timesteps
+    agent = build_sampler(masker_name, env, seed=seed, device=env.core.device)
+    return agent.learn(clips, callback=distributed.clip_counters()).num_timesteps  # [distributed] global clips
 
 
 class CoTrainer:
@@ -122,12 +126,15 @@ class CoTrainer:
         self.env = build_env(cfg, self.device)
         self.monitored = VecMonitor(self.env)
         self.agent = build_sampler(cfg.method, self.monitored, cfg.sampler, cfg.env.seed, self.device)
-        self.agent.set_logger(configure(str(self.out / "tb"), ["stdout", "csv", "tensorboard"]))
+        self.agent.set_logger(distributed.run_logger(self.out / "tb"))  # [distributed] rank 0 writes
         self.warmup_done = 0
         self.checkpoint_path = self.out / CHECKPOINT_NAME
+        distributed.distribute_trainer(self)  # [distributed] DDP of the MAE and the sampler; no-op in one process
 
     def save(self) -> Path:
-        """Write the atomic checkpoint of the whole run state."""
+        """Write the atomic checkpoint of the whole run state (rank 0 alone under torchrun)."""
+        if not distributed.is_main_process():  # [distributed]
+            return self.checkpoint_path
         core = self.env.core
         state = {
             "format": 2,
@@ -152,6 +159,8 @@ class CoTrainer:
         # The clip order cannot resume mid-epoch; the sampler's next reset continues from a stream seeded
         # by the position (this replaces the seed the sampler queued at construction).
         self.env.seed(self.cfg.env.seed + 1 + self.agent.num_timesteps + self.warmup_done)
+        distributed.reseed_rank(self.cfg.env.seed + 1 + self.agent.num_timesteps + self.warmup_done,
+                                self.agent)  # [distributed] ranks > 0: their own streams again
 
     def _callbacks(self) -> list[BaseCallback]:
         cfg = self.cfg
@@ -162,7 +171,7 @@ class CoTrainer:
         ]
         if cfg.progress_bar:
             callbacks.append(ProgressBarCallback())
-        return callbacks
+        return distributed.rank_callbacks(callbacks)  # [distributed] global clip counter; images on rank 0
 
     def run(self) -> dict[str, Any]:
         """Warm up, train the sampler, checkpoint, export; returns a summary (also written to summary.json)."""
@@ -175,7 +184,8 @@ class CoTrainer:
                 raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {self.out}")
             self.restore(ckpt)
             resumed_from = self.agent.num_timesteps
-        (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if distributed.is_main_process():  # [distributed]
+            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         start = time.perf_counter()
         while self.warmup_done < cfg.warmup_steps:  # in checkpoint-sized chunks, so a killed warm-up resumes
             chunk = min(cfg.warmup_steps - self.warmup_done, max(cfg.checkpoint_every, cfg.num_envs))
@@ -199,13 +209,17 @@ class CoTrainer:
             "resumed_from": resumed_from,
             "skipped_videos": self.env.core.clips.skipped,
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary.update(distributed.distributed_summary(self))  # [distributed] world_size, global batch, digests
+        if distributed.is_main_process():  # [distributed]
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     def export(self) -> dict[str, Path]:
-        """Export the co-trained encoder in every configured format under ``out/encoder-<format>``."""
+        """Export the co-trained encoder in every configured format under ``out/encoder-<format>`` (rank 0 alone)."""
         from tats_env.export import export_encoder
 
+        if not distributed.is_main_process():  # [distributed]
+            return {}
         return {
             fmt: export_encoder(self.env.engine.model, self.out / f"encoder-{fmt}", format=fmt, overwrite=True)
             for fmt in self.cfg.export_formats
@@ -217,9 +231,10 @@ class CoTrainer:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run :class:`CoTrainer` for ``cfg`` and return its summary."""
-    trainer = CoTrainer(cfg)
-    try:
-        return trainer.run()
-    finally:
-        trainer.close()
+    """Run :class:`CoTrainer` for ``cfg`` and return its summary (under torchrun: in its process group)."""
+    with distributed.distributed_session(resolve_device(cfg.device)):  # [distributed] no-op outside torchrun
+        trainer = CoTrainer(cfg)
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()

@@ -47,6 +47,8 @@ class Args:
     """Activation checkpointing in our model."""
     transformers_baseline: bool = True
     """Also time transformers.VideoMAEForPreTraining when it is installed."""
+    isolate: bool = True
+    """On the CPU, time each candidate in its own process (its own peak RSS); --no-isolate runs them here."""
 
 
 def build_config(args: Args) -> MAEConfig:
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> list[StepStats]:
           f"batch={args.batch_size} tube mask {args.mask_ratio} device={device} threads={torch.get_num_threads()}")
     results = []
     for name in names:
-        if device.type == "cpu":
+        if device.type == "cpu" and args.isolate:
             stats = run_isolated(run_candidate, name, cfg.to_dict(), dataclasses.replace(args))
         else:
             stats = run_candidate(name, cfg.to_dict(), args)

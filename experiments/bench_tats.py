@@ -33,6 +33,8 @@ class Args(TrainConfig):
     """Timed PPO rollouts (each n_steps env steps); the plain candidate times the same number of env steps."""
     warmup_rollouts: int = 1
     """Untimed rollouts first."""
+    isolate: bool = True
+    """On the CPU, time each candidate in its own process (its own peak RSS); --no-isolate runs them here."""
 
 
 def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
@@ -76,7 +78,7 @@ def run_candidate(name: str, args: Args) -> StepStats:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run both candidates and print the table and ratios."""
+    """Run both candidates, print the table and ratios; returns the ratios and both candidates' rows."""
     args = parse(Args, argv)
     device = resolve_device(args.device)
     tats, ppo = args.sampler.tats, args.sampler.ppo
@@ -85,13 +87,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"batch_size={ppo.batch_size} n_epochs={ppo.n_epochs}")
     results = []
     for name in ("plain MAE step (tube)", "PPO + TATS co-training"):
-        results.append(run_isolated(run_candidate, name, args) if device.type == "cpu" else run_candidate(name, args))
+        isolated = device.type == "cpu" and args.isolate
+        results.append(run_isolated(run_candidate, name, args) if isolated else run_candidate(name, args))
     print(markdown_table([r.as_row() for r in results], ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]))
     plain, tats = results
     speed = tats.clips_per_s / plain.clips_per_s
     memory = tats.peak_mem_mb / max(plain.peak_mem_mb, 1e-9)
     print(f"PPO+TATS / plain: clips/s {speed:.2f}x (target >= 0.7x), peak memory {memory:.2f}x (target <= 1.2x)")
-    return {"speed_ratio": speed, "memory_ratio": memory}
+    return {"speed_ratio": speed, "memory_ratio": memory, "candidates": [r.as_row() for r in results]}
 
 
 if __name__ == "__main__":

@@ -25,3 +25,14 @@ def test_run_isolated_reports_child_exceptions():
 def test_markdown_table_formats_floats():
     table = markdown_table([{"a": 1.234, "b": "x"}], ["a", "b"])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1.23 | x |"]
+
+
+def test_run_isolated_kills_a_child_past_its_timeout_and_logs_its_output(tmp_path):
+    import time
+
+    log = tmp_path / "child.log"
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="within 15 s"):
+        run_isolated(os.system, "echo started; sleep 300", timeout_s=15, log_path=str(log))
+    assert time.monotonic() - start < 60  # the sleeping grandchild was killed with its group, not awaited
+    assert "started" in log.read_text()

@@ -10,8 +10,12 @@ was built.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_module
+import signal
+import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, TypeVar
 
@@ -78,24 +82,46 @@ def measure(
     return StepStats(name, batch_size / elapsed, elapsed * 1000, peak, str(device), batch_size)
 
 
-def _child(queue: "mp.Queue[Any]", fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _child(queue: "mp.Queue[Any]", fn: Callable[..., Any], args: tuple[Any, ...], log_path: str | None = None,
+           own_group: bool = False) -> None:
+    if own_group:
+        os.setsid()  # its own process group, so that a timeout also ends its workers
+    if log_path is not None:
+        log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+            os.dup2(log.fileno(), stream.fileno())
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     try:
         torch.set_num_threads(max(1, torch.get_num_threads()))
         queue.put(("ok", fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - report any failure to the parent
+        traceback.print_exc()
         queue.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def run_isolated(fn: Callable[..., T], *args: Any) -> T:
+def _kill_group(proc: Any) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()  # not yet its own group leader
+    proc.join(10)
+
+
+def run_isolated(fn: Callable[..., T], *args: Any, timeout_s: float | None = None, log_path: str | None = None) -> T:
     """Run ``fn(*args)`` in a fresh spawned process and return its result.
 
     Used on the CPU so that each candidate's resident-memory peak is its own. ``fn`` must be
     importable (a module-level function). A child that dies without answering (killed for
-    memory, crashed) raises ``RuntimeError`` with its exit code instead of hanging.
+    memory, crashed) raises ``RuntimeError`` with its exit code instead of hanging. With
+    ``timeout_s`` the child runs in its own process group, which is killed (workers included)
+    when it has not answered in time: ``TimeoutError``. ``log_path``: the child's stdout and
+    stderr (and the traceback of a failure) are appended to that file.
     """
     ctx = mp.get_context("spawn")
     queue: "mp.Queue[Any]" = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, fn, args))
+    proc = ctx.Process(target=_child, args=(queue, fn, args, log_path, timeout_s is not None))
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     proc.start()
     while True:
         try:
@@ -104,6 +130,9 @@ def run_isolated(fn: Callable[..., T], *args: Any) -> T:
         except queue_module.Empty:
             if not proc.is_alive():
                 raise RuntimeError(f"benchmark {fn.__name__} died without a result (exit code {proc.exitcode})") from None
+            if deadline is not None and time.monotonic() > deadline:
+                _kill_group(proc)
+                raise TimeoutError(f"{fn.__name__} did not finish within {timeout_s:g} s (killed)") from None
     proc.join()
     if status != "ok":
         raise RuntimeError(f"benchmark {fn.__name__} failed in its subprocess: {payload}")

@@ -3,6 +3,11 @@
 :class:`MaskingCore` owns the clip stream, the co-training engine and the reward function.
 ``reset()`` draws B clips and returns their token embeddings; ``step(actions)`` runs ONE
 batched MAE forward/backward for all B clips and returns a reward and an info dict per clip.
+
+Under ``torch.distributed`` each process holds one core over its own shard of the videos
+(:class:`~tats_env.env.clips.ClipStream`); the MAE's global batch is ``num_envs x world size``
+(what its ``blr`` learning rate is scaled by), and the core's own random masks (the random
+reward baseline, ``action_space.sample()``) come from a per-rank seed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from gymnasium import spaces
 
 from tats_env.config import MAEConfig, get_preset
 from tats_env.data import VideoClipDataset, build_dataset
-from tats_env.env.clips import ClipStream
+from tats_env.env.clips import ClipStream, process_shard, shard_seed
 from tats_env.env.engine import CoTrainingEngine, EngineConfig
 from tats_env.env.rewards import RewardConfig, RewardFunction
 from tats_env.env.spaces import InvalidActionMode, KOfNMask, action_to_mask
@@ -92,7 +97,10 @@ class MaskingCore:
         self.spec = spec
         self.num_tokens = spec.num_tokens
         self.num_masked = spec.num_masked(self.config.mask_ratio)
-        self.engine = engine or CoTrainingEngine(self.mae_config, self.config.engine_config, num_envs, self.device)
+        _, world_size = process_shard()
+        # The engine's batch is the global one (num_envs per process): it scales the blr learning rate.
+        self.engine = engine or CoTrainingEngine(self.mae_config, self.config.engine_config, num_envs * world_size,
+                                                 self.device)
         if dataset is None:
             dataset = build_dataset(self.config.data, spec, split=self.config.split, train=True,
                                     sampling=self.config.sampling, seed=self.config.seed)
@@ -110,13 +118,17 @@ class MaskingCore:
         self.last_mask: torch.Tensor | None = None
         """The masks of the last step, kept for visualisation."""
         self.episodes = 0
-        self._mask_generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        self._mask_generator = torch.Generator(device=self.device).manual_seed(self.rank_seed(self.config.seed))
+
+    def rank_seed(self, seed: int) -> int:
+        """This process's own seed for random masks: ``seed`` in one process (and on rank 0), distinct per rank."""
+        return shard_seed(seed, self.clips.rank)
 
     def seed(self, seed: int) -> None:
-        """Reseed the clip stream (the next :meth:`reset` draws from the new stream)."""
+        """Reseed the clip stream (the next :meth:`reset` draws from the new stream; pass the same seed on every rank)."""
         self.clips.seed(seed)
-        self.action_space.seed(seed)
-        self._mask_generator.manual_seed(seed)
+        self.action_space.seed(self.rank_seed(seed))
+        self._mask_generator.manual_seed(self.rank_seed(seed))
 
     def reset(self) -> np.ndarray:
         """Draw B new clips; their token embeddings ``(B, N, D)`` as a fresh numpy array."""
