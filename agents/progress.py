@@ -81,7 +81,8 @@ class RunProgress:
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, file: TextIO | None = None) -> None:
         self.bar = tqdm(total=max(total, initial), initial=initial, unit="clip", dynamic_ncols=True,
-                        disable=None if enabled else True, file=file or sys.stderr, smoothing=0.05)
+                        disable=None if enabled else True, file=file or sys.stderr, smoothing=0.05,
+                        delay=1.0)  # first drawn once the phase is named and the first clips are done
         self.phase = ""
         self.done = initial
         self.last: dict[str, Any] = {}
