@@ -166,6 +166,7 @@ def one_line_warnings(progress: RunProgress) -> Iterator[None]:
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: TextIO | None = None, line: str | None = None) -> None:
+        """``warnings.showwarning`` replacement: one line, no source line."""
         progress.write(f"{category.__name__}: {message}", file=sys.stderr)
 
     warnings.showwarning = show

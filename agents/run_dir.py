@@ -63,6 +63,7 @@ def run_artifacts(out: str | Path) -> list[Path]:
 
 
 def _remove(path: Path) -> None:
+    """Delete a file or a folder tree."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
@@ -142,6 +143,7 @@ def read_saved_config(cls: type[T], out: str | Path) -> T:
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"env": {"mask_ratio": 0.9}}`` -> ``{"env.mask_ratio": 0.9}``."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, dict):

@@ -159,6 +159,7 @@ def warm_up_mae(env: VideoMaskingVecEnv, clips: int, masker_name: str, seed: int
 
 
 def _round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is >= ``value``."""
     return math.ceil(value / multiple) * multiple
 
 
@@ -275,6 +276,7 @@ class CoTrainer:
         return max(1, getattr(self.agent, "n_steps", self.cfg.sampler.ppo.n_steps))
 
     def _warmup_callbacks(self) -> list[BaseCallback]:
+        """Divergence guard, env statistics, mask images (``images/warmup/``), progress."""
         assert self.progress is not None
         return [
             NonFiniteGuardCallback(self.cfg.max_skipped_updates),
@@ -284,6 +286,7 @@ class CoTrainer:
         ]
 
     def _sampler_callbacks(self) -> list[BaseCallback]:
+        """Divergence guard, env statistics, mask images, checkpoints, progress."""
         cfg = self.cfg
         assert self.progress is not None
         return [

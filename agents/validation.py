@@ -30,18 +30,22 @@ Rule = tuple[str, Callable[[Any], bool], str]
 
 
 def _positive(value: Any) -> bool:
+    """> 0."""
     return value > 0
 
 
 def _at_least_one(value: Any) -> bool:
+    """>= 1."""
     return value >= 1
 
 
 def _non_negative(value: Any) -> bool:
+    """>= 0."""
     return value >= 0
 
 
 def _none_or_positive(value: Any) -> bool:
+    """None (switched off) or > 0."""
     return value is None or value > 0
 
 
@@ -123,6 +127,7 @@ def _show(value: Any) -> str:
 
 
 def _rule_problems(cfg: Any, rules: tuple[Rule, ...], flags: dict[str, str]) -> Iterator[str]:
+    """``"--flag value: what is allowed"`` for every rule ``cfg`` breaks."""
     for path, ok, allowed in rules:
         value = _value(cfg, path)
         if not ok(value):
