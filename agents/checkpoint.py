@@ -3,11 +3,19 @@
 A checkpoint is written with :func:`tats_env.utils.atomic_torch_save` (temporary file, fsync,
 ``os.replace``), so a run killed mid-write never leaves a truncated checkpoint. The top-level ``mae_config``/``mae_state`` keys make every checkpoint
 a valid source for :func:`tats_env.export_encoder`.
+
+Checkpoints hold only tensors and plain containers (RNG states as tensors and lists), so they
+load with ``torch.load(..., weights_only=True)``: :func:`load_checkpoint` and the encoder export
+never need full unpickling. Checkpoints of older versions (numpy RNG state as an array) still
+resume, with a warning, since they are the run's own files.
 """
 
 from __future__ import annotations
 
+import pickle
 import random
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +28,30 @@ from tats_env.utils import atomic_torch_save
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing or unreadable; the message names the file and says why."""
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    """numpy's global MT19937 state as plain values (its key array as a list of ints)."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    return {"name": str(name), "key": [int(k) for k in key], "pos": int(pos), "has_gauss": int(has_gauss),
+            "gauss": float(gauss)}
+
+
+def _set_numpy_rng_state(state: Any) -> None:
+    """Restore :func:`_numpy_rng_state` (or the tuple ``np.random.get_state()`` of older checkpoints)."""
+    if isinstance(state, dict):
+        state = (state["name"], np.asarray(state["key"], dtype=np.uint32), state["pos"], state["has_gauss"],
+                 state["gauss"])
+    np.random.set_state(state)
+
+
 def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch (CPU and CUDA) generator states."""
+    """Python, numpy and torch (CPU and CUDA) generator states, as tensors and plain lists/tuples."""
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_rng_state(),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -34,8 +61,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore :func:`rng_state`."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    _set_numpy_rng_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -77,10 +105,30 @@ def find_checkpoint(run_dir: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a training checkpoint (our own files: full unpickling is allowed)."""
+def load_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, Any]:
+    """Load a training checkpoint with ``weights_only=True``.
+
+    ``allow_pickle`` also accepts a checkpoint of an older version that needs full unpickling
+    (a run's own file, when resuming it), with a warning; otherwise such a file raises
+    :class:`CheckpointError` with that hint. Missing or foreign files raise it too.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - name the file in the error
-        raise RuntimeError(f"cannot read checkpoint {path}: {exc}") from exc
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path}: not a checkpoint (not a file written by torch.save)") from exc
+        if not allow_pickle:
+            raise CheckpointError(f"{path} was written by an older tats-env (it needs full unpickling); "
+                                  "resume the run once to rewrite it, or export it with --trust-pickle") from exc
+        warnings.warn(f"{path} was written by an older tats-env; reading it with full unpickling (it is this "
+                      "run's own file); the next checkpoint is weights-only", UserWarning, stacklevel=2)
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch.load raises anything on junk; name the file
+        kind = "a truncated or corrupted checkpoint" if zipfile.is_zipfile(path) else "not a checkpoint"
+        raise CheckpointError(f"{path}: {kind} ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or "core" not in state or "sampler" not in state:
+        raise CheckpointError(f"{path}: not a training checkpoint of train_ppo.py (no 'core'/'sampler' state)")
+    return state

@@ -22,7 +22,7 @@ What each process (rank) does, and what is shared:
   random streams (:func:`reseed_rank`; rank 0 keeps the run's seed).
 * **Counters** count every rank's clips (:class:`GlobalClipCounter`): ``--total-steps``,
   ``--warmup-steps``, checkpoint and image intervals and the TensorBoard x-axis are global clips.
-* **Rank 0 alone writes** TensorBoard/CSV (:func:`run_logger`), images, checkpoints, exports,
+* **Rank 0 alone writes** TensorBoard/CSV (the run logger), images, checkpoints, exports,
   ``config.json`` and ``summary.json`` (:func:`is_main_process`); ``--resume`` makes every rank load the
   same checkpoint (on multi-node runs ``--out`` must be on a shared filesystem).
 """
@@ -39,8 +39,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
-from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from torch import nn
@@ -55,7 +54,7 @@ from tats_env.env.engine import CoTrainingEngine
 __all__ = [
     "launched_by_torchrun", "is_distributed", "get_rank", "get_world_size", "is_main_process", "rank_device",
     "init_distributed", "distributed_session", "ddp_method", "distribute_engine", "distribute_sampler",
-    "distribute_trainer", "reseed_rank", "GlobalClipCounter", "clip_counters", "rank_callbacks", "run_logger",
+    "distribute_trainer", "reseed_rank", "GlobalClipCounter", "clip_counters", "rank_callbacks", "barrier",
     "replica_digest", "distributed_summary",
 ]
 
@@ -225,16 +224,10 @@ class GlobalClipCounter(BaseCallback):
         return True
 
 
-class _GlobalProgressBar(ProgressBarCallback):
-    """SB3's progress bar advancing by the global batch."""
-
-    def __init__(self, world_size: int) -> None:
-        super().__init__()
-        self.world_size = world_size
-
-    def _on_step(self) -> bool:
-        self.pbar.update(self.training_env.num_envs * self.world_size)
-        return True
+def barrier() -> None:
+    """Wait for every rank (no-op in one process)."""
+    if is_distributed():
+        dist.barrier()
 
 
 def clip_counters() -> list[BaseCallback]:
@@ -245,26 +238,14 @@ def clip_counters() -> list[BaseCallback]:
 
 def rank_callbacks(callbacks: list[BaseCallback]) -> list[BaseCallback]:
     """The callbacks this rank runs: unchanged in one process; else the global clip counter first, and images
-    and the progress bar on rank 0 only (the checkpoint callback stays everywhere: saving is rank-0-only itself)."""
+    on rank 0 only (the checkpoint callback stays everywhere: saving is rank-0-only itself; the run's progress
+    bar is created disabled on the other ranks)."""
     world = get_world_size()
     if world == 1:
         return callbacks
     main = is_main_process()
-    kept: list[BaseCallback] = []
-    for callback in callbacks:
-        if isinstance(callback, ProgressBarCallback):
-            if main:
-                kept.append(_GlobalProgressBar(world))
-        elif main or not isinstance(callback, MaskImageCallback):
-            kept.append(callback)
+    kept = [callback for callback in callbacks if main or not isinstance(callback, MaskImageCallback)]
     return [GlobalClipCounter(world), *kept]
-
-
-def run_logger(folder: str | os.PathLike[str], formats: tuple[str, ...] = ("stdout", "csv", "tensorboard")) -> Logger:
-    """SB3's logger writing ``formats`` into ``folder`` on rank 0; a silent logger (no files) on other ranks."""
-    if is_main_process():
-        return configure(str(folder), list(formats))
-    return Logger(folder=None, output_formats=[])
 
 
 # --- checks and summary ------------------------------------------------------------------------------------
@@ -297,8 +278,9 @@ def distributed_summary(trainer: Any) -> dict[str, Any]:
     if world > 1:
         digests: list[Any] = [None] * world
         dist.all_gather_object(digests, replica_digest(trainer_weights(trainer)))
-        skipped = [0] * world
-        dist.all_gather_object(skipped, int(trainer.env.core.clips.skipped))
+        bad: list[Any] = [None] * world
+        dist.all_gather_object(bad, dict(trainer.env.core.clips.bad_videos))
+        merged = {path: reason for videos in bad for path, reason in videos.items()}
         summary.update(replica_sha256=digests, replicas_identical=len(set(digests)) == 1,
-                       skipped_videos=int(sum(skipped)))
+                       skipped_videos=len(merged), bad_videos=merged)
     return summary

@@ -89,7 +89,8 @@ class StepwiseAgent:
 
         Every env step is one batch of ``num_envs`` one-step episodes. A callback returning False
         from ``on_step`` stops training right after that env step (as in SB3). The logger is
-        dumped every ``log_interval`` updates (default: the constructor's).
+        dumped every ``log_interval`` env steps (default: the constructor's) and after the last
+        step, learners or not, so a fixed masker's env statistics are logged too.
         """
         interval = self.log_interval if log_interval is None else max(1, log_interval)
         if total_clips < 1:
@@ -100,6 +101,7 @@ class StepwiseAgent:
         cb = init_sb3_callback(self, callback, progress_bar)
         self._last_obs = self.env.reset()
         cb.on_training_start(locals(), globals())
+        iteration = 0
         while self.num_timesteps < total_timesteps:
             cb.on_rollout_start()
             actions, context = self.act(self._last_obs)
@@ -115,7 +117,10 @@ class StepwiseAgent:
             cb.on_rollout_end()
             if stats:
                 self.logger.record("train/n_updates", self.n_updates)
-                if self.n_updates % interval == 0:
-                    self.logger.dump(self.num_timesteps)
+            iteration += 1
+            if iteration % interval == 0:
+                self.logger.dump(self.num_timesteps)
+        if iteration % interval:  # the statistics of a last partial interval
+            self.logger.dump(self.num_timesteps)
         cb.on_training_end()
         return self

@@ -1,41 +1,56 @@
 """Co-training of the video MAE and a masking sampler (TATS + PPO by default): the library behind ``train_ppo.py``.
 
-The run, top to bottom (:meth:`CoTrainer.run`): warm the env's MAE up with a fixed masker (in
-checkpointed chunks), let the sampler learn on the env for ``total_steps`` clips (checkpoints at
-rollout boundaries, TensorBoard statistics, mask images), export the encoder, write
-``summary.json``. Every setting comes from one nested :class:`TrainConfig`; samplers are built
-through :mod:`agents.registry`. Nothing here imports the benchmark layer (:mod:`agents.bench`).
-Under ``torchrun`` the hooks marked ``[distributed]`` hand over to :mod:`agents.distributed`
-(DDP, global clip counters, rank-0-only writing); in one process they change nothing.
+The run, top to bottom (:meth:`CoTrainer.run`): check every option (:mod:`agents.validation`) and
+the run folder (:mod:`agents.run_dir`: no silent overwrite, resume keeps the saved config), warm
+the env's MAE up with a fixed masker (in checkpointed chunks), let the sampler learn on the env
+for ``total_steps`` clips (checkpoints at rollout boundaries, TensorBoard statistics, mask
+images), export the encoder, write ``summary.json``. Both phases log the same statistics on one
+clip axis (:mod:`agents.run_logger`) and move one progress bar (:mod:`agents.progress`); a
+diverging run stops before anything non-finite is saved (:mod:`agents.guards`). Every setting
+comes from one nested :class:`TrainConfig`; samplers are built through :mod:`agents.registry`.
+Nothing here imports the benchmark layer (:mod:`agents.bench`). Under ``torchrun`` the hooks marked
+``[distributed]`` hand over to :mod:`agents.distributed` (DDP, global clip counters, rank-0-only
+writing); in one process they change nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
+import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
 import tyro
-from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecMonitor
 
-from agents.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
 from agents import distributed  # [distributed] torchrun / DDP hooks
+from agents.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
 from agents.checkpoint import (
     CHECKPOINT_NAME, atomic_torch_save, find_checkpoint, load_checkpoint, load_sampler_state, rng_state,
     sampler_state, set_rng_state,
 )
+from agents.guards import NonFiniteGuardCallback, check_finite
 from agents.hyperparams import SamplerConfig
+from agents.progress import ProgressCallback, RunProgress, TerminalSummary, one_line_warnings
 from agents.registry import FIXED_MASKERS, LEARNED_SAMPLERS, build_sampler
-from tats_env.commandline import config_to_dict
+from agents.run_dir import (
+    CONFIG_NAME, SUMMARY_NAME, check_resume_config, parse_resumed, prepare_run_dir, read_saved_config,
+)
+from agents.run_logger import RunLogger, make_run_logger
+from agents.validation import ConfigError, validate_train_config
+from tats_env.commandline import config_to_dict, parse
 from tats_env.env import EngineConfig, EnvConfig, RewardConfig, VideoMaskingVecEnv
 from tats_env.export import ExportFormat
+from tats_env.utils import atomic_write_json
 
-__all__ = ["TrainConfig", "CoTrainer", "train", "build_env", "resolve_device", "default_env"]
+__all__ = ["TrainConfig", "CoTrainer", "train", "build_env", "resolve_device", "default_env", "parse_train_config"]
 
 LearnedSampler = Literal[LEARNED_SAMPLERS]  # type: ignore[valid-type]
 FixedMasker = Literal[FIXED_MASKERS]  # type: ignore[valid-type]
@@ -83,8 +98,17 @@ class TrainConfig:
     """Clips between mask/reconstruction images."""
     export_formats: tuple[ExportFormat, ...] = ("native", "hf")
     """Encoder export formats written at the end."""
+    overwrite: bool = False
+    """Start a new run in an --out that already holds one, deleting its checkpoint, config, summary, logs,
+    images and exports first (without it, such an --out is refused)."""
     progress_bar: bool = True
-    """Show a progress bar."""
+    """Show a progress bar (on a terminal) with the latest clips/s, MAE loss and motion figures."""
+    summary_every: int = 10
+    """Rollouts (logger dumps) between two one-line summaries on the terminal."""
+    verbose: bool = False
+    """Also print SB3's full statistics table at every rollout (they always go to TensorBoard and progress.csv)."""
+    max_skipped_updates: int = 10
+    """Consecutive MAE updates with a non-finite loss or gradient (each skipped) that stop the run."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested values (what ``config.json`` holds)."""
@@ -107,37 +131,85 @@ def build_env(cfg: TrainConfig, device: torch.device) -> VideoMaskingVecEnv:
     return VideoMaskingVecEnv(cfg.num_envs, dataclasses.replace(cfg.env, engine_config=engine), device)
 
 
-def warm_up_mae(env: VideoMaskingVecEnv, clips: int, masker_name: str, seed: int) -> int:
+def parse_train_config(argv: Sequence[str] | None = None) -> TrainConfig:
+    """The command line's :class:`TrainConfig`; with ``--resume``, parsed on top of the run's saved config.
+
+    Options given on the command line that differ from the saved run raise :class:`ConfigError`
+    unless they are safe to change (:data:`agents.run_dir.SAFE_ON_RESUME`).
+    """
+    cfg = parse(TrainConfig, argv)
+    validate_train_config(cfg)  # the flags as given, before the run folder is read
+    if not cfg.resume:
+        return cfg
+    resumed = parse_resumed(TrainConfig, list(argv) if argv is not None else None, cfg.out)
+    return dataclasses.replace(resumed, out=cfg.out, resume=True)
+
+
+def warm_up_mae(env: VideoMaskingVecEnv, clips: int, masker_name: str, seed: int, start: int = 0,
+                callback: list[BaseCallback] | None = None, logger: RunLogger | None = None,
+                log_interval: int = 1) -> int:
     """Train the env's MAE on ``clips`` clips with a fixed masker (from the registry); returns the clips used.
 
     The clip stream restarts from ``seed``, so a chunk resumed after a kill sees the same clips.
+    The masker counts from ``start`` (the warm-up clips done before), so callbacks and the logger
+    see the warm-up's clip count; it dumps ``logger`` every ``log_interval`` env steps.
     """
     agent = build_sampler(masker_name, env, seed=seed, device=env.core.device)
-    return agent.learn(clips, callback=distributed.clip_counters()).num_timesteps  # [distributed] global clips
+    if logger is not None:
+        agent.set_logger(logger)
+    agent.num_timesteps = start
+    agent.learn(clips, callback=callback, reset_num_timesteps=False, log_interval=log_interval)
+    return agent.num_timesteps - start
+
+
+def _round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is >= ``value``."""
+    return math.ceil(value / multiple) * multiple
 
 
 class CoTrainer:
-    """Holds the env, the sampler and the run folder; ``run()`` trains, checkpoints, resumes and exports."""
+    """Holds the env, the sampler and the run folder; ``run()`` trains, checkpoints, resumes and exports.
+
+    The constructor checks the options and the run folder before anything is loaded or built
+    (:class:`ConfigError`, :class:`agents.run_dir.RunDirError`), then builds env and sampler.
+    """
 
     def __init__(self, cfg: TrainConfig) -> None:
+        validate_train_config(cfg)
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self.checkpoint_path = self.out / CHECKPOINT_NAME
+        self._prepare_run_dir()
         self.device = resolve_device(cfg.device)
         self.env = build_env(cfg, self.device)
         self.monitored = VecMonitor(self.env)
         self.agent = build_sampler(cfg.method, self.monitored, cfg.sampler, cfg.env.seed, self.device)
-        self.agent.set_logger(distributed.run_logger(self.out / "tb"))  # [distributed] rank 0 writes
         self.warmup_done = 0
-        self.checkpoint_path = self.out / CHECKPOINT_NAME
+        self.logger: RunLogger | None = None
+        self.progress: RunProgress | None = None
         distributed.distribute_trainer(self)  # [distributed] DDP of the MAE and the sampler; no-op in one process
 
+    def _prepare_run_dir(self) -> None:
+        """Refuse or clear an existing run (new runs), check the saved config (resumed runs), drop stale temporaries."""
+        if distributed.is_main_process():  # [distributed] rank 0 prepares the folder, the others wait for it
+            prepare_run_dir(self.out, self.cfg.resume, self.cfg.overwrite)
+        distributed.barrier()
+        if self.cfg.resume:
+            check_resume_config(read_saved_config(TrainConfig, self.out), self.cfg, self.out)
+
+    @property
+    def clips_done(self) -> int:
+        """Clips of the whole run so far: warm-up plus sampler."""
+        return self.warmup_done + self.agent.num_timesteps
+
     def save(self) -> Path:
-        """Write the atomic checkpoint of the whole run state (rank 0 alone under torchrun)."""
+        """Write the atomic checkpoint of the whole run state (rank 0 alone under torchrun); refuses (keeping the
+        last one) if anything is non-finite."""
         if not distributed.is_main_process():  # [distributed]
             return self.checkpoint_path
         core = self.env.core
         state = {
-            "format": 2,
+            "format": 3,
             "config": self.cfg.to_dict(),
             "mae_config": core.engine.mae_config.to_dict(),
             "mae_state": core.engine.model.state_dict(),
@@ -147,11 +219,14 @@ class CoTrainer:
             "warmup_done": self.warmup_done,
             "rng": rng_state(),
         }
+        check_finite(state, f"checkpoint at {self.clips_done} clips",
+                     f"not written, the last good {self.checkpoint_path} is kept; the run diverged: lower the "
+                     "learning rate (--mae.lr, --ppo.learning-rate, ...) and start again")
         return atomic_torch_save(state, self.checkpoint_path)
 
     def restore(self, path: Path) -> None:
         """Load a checkpoint written by :meth:`save` into this trainer."""
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, allow_pickle=True)
         self.env.core.load_state_dict(state["core"])
         load_sampler_state(self.agent, state["sampler"])
         self.warmup_done = int(state["warmup_done"])
@@ -162,64 +237,154 @@ class CoTrainer:
         distributed.reseed_rank(self.cfg.env.seed + 1 + self.agent.num_timesteps + self.warmup_done,
                                 self.agent)  # [distributed] ranks > 0: their own streams again
 
-    def _callbacks(self) -> list[BaseCallback]:
+    def _resume(self) -> int:
+        """Restore the run's checkpoint; returns the sampler clips it had done."""
+        ckpt = find_checkpoint(self.out)
+        if ckpt is None:  # prepare_run_dir checked it; the folder changed since
+            raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {self.out}")
+        self.restore(ckpt)
+        if self.agent.num_timesteps > 0 and self.cfg.warmup_steps > self.warmup_done:
+            raise ConfigError(f"--warmup-steps {self.cfg.warmup_steps}: this run's sampler started after "
+                              f"{self.warmup_done} warm-up clips; the warm-up can only be extended before that")
+        return self.agent.num_timesteps
+
+    def _planned_clips(self) -> int:
+        """Clips the run will have done at its end (warm-up chunks and sampler rollouts round up)."""
         cfg = self.cfg
-        callbacks: list[BaseCallback] = [
+        warm = max(self.warmup_done, _round_up(cfg.warmup_steps, cfg.num_envs))
+        rollout = cfg.num_envs * (getattr(self.agent, "n_steps", 1) if isinstance(self.agent, BaseAlgorithm) else 1)
+        remaining = max(cfg.total_steps - self.agent.num_timesteps, 0)
+        return warm + self.agent.num_timesteps + _round_up(remaining, rollout)
+
+    @contextlib.contextmanager
+    def _terminal(self, resume_at: int | None) -> Iterator[RunProgress]:
+        """The progress bar, the logger (CSV/TensorBoard continued at ``resume_at``, one-line summaries) and
+        one-line warnings, for the duration of training."""
+        cfg = self.cfg
+        main = distributed.is_main_process()  # [distributed] one bar, one log: rank 0's
+        progress = RunProgress(self._planned_clips(), self.clips_done, cfg.progress_bar and main)
+        summary = TerminalSummary(progress, cfg.summary_every)
+        self.logger = (make_run_logger(self.out / "tb", resume_at, cfg.verbose, extra=[summary]) if main
+                       else RunLogger(None, []))
+        self.agent.set_logger(self.logger)
+        self.progress = progress
+        try:
+            with one_line_warnings(progress):
+                yield progress
+            summary.flush()
+        finally:
+            progress.close()
+            self.logger.close()
+
+    def _announce(self, resumed_from: int | None) -> None:
+        """One line: what this run does, where, on what."""
+        cfg = self.cfg
+        what = f"resuming at {self.clips_done:,} clips" if resumed_from is not None else "new run"
+        warm = f"warm-up {cfg.warmup_steps:,} clips ({cfg.warmup_masker} masks), " if cfg.warmup_steps else ""
+        assert self.progress is not None
+        self.progress.write(f"{self.out} ({what}): {warm}{cfg.method} {cfg.total_steps:,} clips, "
+                            f"{cfg.num_envs} clips/step on {self.device}; tensorboard --logdir {self.out / 'tb'}")
+
+    def _dump_interval(self) -> int:
+        """Env steps between logger dumps of the stepwise learners and the warm-up (a PPO rollout)."""
+        return max(1, getattr(self.agent, "n_steps", self.cfg.sampler.ppo.n_steps))
+
+    def _warmup_callbacks(self) -> list[BaseCallback]:
+        """Divergence guard, env statistics, mask images (``images/warmup/``), progress."""
+        assert self.progress is not None
+        return distributed.rank_callbacks([  # [distributed] global clip counter first; images on rank 0
+            NonFiniteGuardCallback(self.cfg.max_skipped_updates),
+            EnvStatsCallback(),
+            MaskImageCallback(self.cfg.image_every, self.out / "images" / "warmup"),
+            ProgressCallback(self.progress, offset=0),
+        ])
+
+    def _sampler_callbacks(self) -> list[BaseCallback]:
+        """Divergence guard, env statistics, mask images, checkpoints, progress."""
+        cfg = self.cfg
+        assert self.progress is not None
+        return distributed.rank_callbacks([  # [distributed] global clip counter first; images on rank 0
+            NonFiniteGuardCallback(cfg.max_skipped_updates),
             EnvStatsCallback(),
             MaskImageCallback(cfg.image_every, self.out / "images"),
             CheckpointEveryCallback(cfg.checkpoint_every, self.save),
-        ]
-        if cfg.progress_bar:
-            callbacks.append(ProgressBarCallback())
-        return distributed.rank_callbacks(callbacks)  # [distributed] global clip counter; images on rank 0
+            ProgressCallback(self.progress, offset=self.warmup_done),
+        ])
+
+    def _warm_up(self) -> None:
+        """Fixed-masker warm-up in checkpoint-sized chunks, so a killed warm-up resumes."""
+        cfg = self.cfg
+        assert self.progress is not None and self.logger is not None
+        if self.warmup_done < cfg.warmup_steps:
+            self.progress.set_phase(f"warm-up ({cfg.warmup_masker})")
+            self.logger.offset = 0
+        while self.warmup_done < cfg.warmup_steps:
+            chunk = min(cfg.warmup_steps - self.warmup_done, max(cfg.checkpoint_every, cfg.num_envs))
+            self.warmup_done += warm_up_mae(self.env, chunk, cfg.warmup_masker, cfg.env.seed + self.warmup_done,
+                                            start=self.warmup_done, callback=self._warmup_callbacks(),
+                                            logger=self.logger, log_interval=self._dump_interval())
+            self.save()
+
+    def _train_sampler(self) -> None:
+        """The sampler phase: ``total_steps`` clips (whole rollouts) on the env."""
+        cfg = self.cfg
+        remaining = max(cfg.total_steps - self.agent.num_timesteps, 0)
+        if remaining == 0:
+            return
+        assert self.progress is not None and self.logger is not None
+        self.progress.set_phase(cfg.method)
+        self.logger.offset = self.warmup_done
+        interval = 1 if isinstance(self.agent, BaseAlgorithm) else self._dump_interval()
+        self.agent.learn(remaining, callback=self._sampler_callbacks(), reset_num_timesteps=False,
+                         log_interval=interval)
 
     def run(self) -> dict[str, Any]:
         """Warm up, train the sampler, checkpoint, export; returns a summary (also written to summary.json)."""
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        resumed_from = None
-        if cfg.resume:
-            ckpt = find_checkpoint(self.out)
-            if ckpt is None:
-                raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {self.out}")
-            self.restore(ckpt)
-            resumed_from = self.agent.num_timesteps
+        resumed_from = self._resume() if self.cfg.resume else None
         if distributed.is_main_process():  # [distributed]
-            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            atomic_write_json(self.cfg.to_dict(), self.out / CONFIG_NAME)
         start = time.perf_counter()
-        while self.warmup_done < cfg.warmup_steps:  # in checkpoint-sized chunks, so a killed warm-up resumes
-            chunk = min(cfg.warmup_steps - self.warmup_done, max(cfg.checkpoint_every, cfg.num_envs))
-            self.warmup_done += warm_up_mae(self.env, chunk, cfg.warmup_masker, cfg.env.seed + self.warmup_done)
-            self.save()
-        remaining = max(cfg.total_steps - self.agent.num_timesteps, 0)
-        if remaining > 0:
-            self.agent.learn(remaining, callback=self._callbacks(), reset_num_timesteps=False, log_interval=1)
+        with self._terminal(self.clips_done if resumed_from is not None else None):
+            self._announce(resumed_from)
+            self._warm_up()
+            self._train_sampler()
         wall = time.perf_counter() - start
         exports = self.export()
-        summary = {
-            "run_dir": str(self.out),
-            "method": cfg.method,
-            "checkpoint": str(self.checkpoint_path),
-            "tensorboard": str(self.out / "tb"),
-            "images": str(self.out / "images"),
-            "exports": {fmt: str(path) for fmt, path in exports.items()},
-            "clips": self.agent.num_timesteps + self.warmup_done,
-            "mae_updates": self.env.engine.num_updates,
-            "wall_time_s": round(wall, 1),
-            "resumed_from": resumed_from,
-            "skipped_videos": self.env.core.clips.skipped,
-        }
+        summary = self._summary(exports, wall, resumed_from)
         summary.update(distributed.distributed_summary(self))  # [distributed] world_size, global batch, digests
         if distributed.is_main_process():  # [distributed]
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            atomic_write_json(summary, self.out / SUMMARY_NAME)
         return summary
 
+    def _summary(self, exports: dict[str, Path], wall: float, resumed_from: int | None) -> dict[str, Any]:
+        """What ``summary.json`` holds: where everything is, how much was done, what went wrong on the way."""
+        images = self.out / "images"
+        clips = self.env.core.clips
+        return {
+            "run_dir": str(self.out),
+            "method": self.cfg.method,
+            "checkpoint": str(self.checkpoint_path),
+            "config": str(self.out / CONFIG_NAME),
+            "tensorboard": str(self.out / "tb"),
+            "images": str(images) if any(images.rglob("*.png")) else None,
+            "exports": {fmt: str(path) for fmt, path in exports.items()},
+            "clips": self.clips_done,
+            "mae_updates": self.env.engine.num_updates,
+            "skipped_mae_updates": self.env.engine.skipped_updates,
+            "wall_time_s": round(wall, 1),
+            "resumed_from": resumed_from,
+            "skipped_videos": clips.skipped,
+            "bad_videos": clips.bad_videos,
+        }
+
     def export(self) -> dict[str, Path]:
-        """Export the co-trained encoder in every configured format under ``out/encoder-<format>`` (rank 0 alone)."""
+        """Export the co-trained encoder in every configured format under ``out/encoder-<format>`` (finite weights
+        only; rank 0 alone under torchrun)."""
         from tats_env.export import export_encoder
 
         if not distributed.is_main_process():  # [distributed]
             return {}
+        check_finite(self.env.engine.model.state_dict(), "the MAE's weights", "no export written")
         return {
             fmt: export_encoder(self.env.engine.model, self.out / f"encoder-{fmt}", format=fmt, overwrite=True)
             for fmt in self.cfg.export_formats

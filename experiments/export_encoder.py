@@ -4,12 +4,15 @@
     python experiments/export_encoder.py --checkpoint runs/tats/checkpoint.pt --out exports/hf --format hf
     python experiments/export_encoder.py --checkpoint exports/native --out exports/videomae --format videomae
 
-``--checkpoint`` is a training checkpoint file (``mae_config`` + ``mae_state``) or a native /
-videomae export directory. See :mod:`tats_env.export` for what each format holds.
+``--checkpoint`` is a training checkpoint file (``mae_config`` + ``mae_state``, read with
+``weights_only=True``) or a native / videomae export directory. See :mod:`tats_env.export` for
+what each format holds. A missing file, a file that is not a checkpoint, or non-finite weights
+end with one ``error:`` line naming the file.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +42,12 @@ class ExportArgs:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Parse ``argv``, export, print and return the output directory."""
     args = parse(ExportArgs, argv)
-    out = export_encoder(args.checkpoint, args.out, format=args.format, include_decoder=args.include_decoder,
-                         overwrite=args.overwrite, trust_pickle=args.trust_pickle)
+    try:
+        out = export_encoder(args.checkpoint, args.out, format=args.format, include_decoder=args.include_decoder,
+                             overwrite=args.overwrite, trust_pickle=args.trust_pickle)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:  # the messages name the file and the fix
+        print(f"export_encoder.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     files = ", ".join(sorted(p.name for p in out.iterdir()))
     print(f"wrote {args.format} export of {args.checkpoint} to {out} ({files})")
     return out

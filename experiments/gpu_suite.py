@@ -102,8 +102,8 @@ class TimedCoTrainer(CoTrainer):
         super().__init__(cfg)
         self.train_s = train_s
 
-    def _callbacks(self) -> list[BaseCallback]:
-        return [*super()._callbacks(), StopAfter(self.train_s)]
+    def _sampler_callbacks(self) -> list[BaseCallback]:
+        return [*super()._sampler_callbacks(), StopAfter(self.train_s)]
 
 
 # --- the parts (module level: each runs in a spawned process) ----------------------------------------------

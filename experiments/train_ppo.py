@@ -3,28 +3,42 @@
     python experiments/train_ppo.py                      # synthetic data, tiny preset, CPU, minutes
     python experiments/train_ppo.py --preset base --data lists/k400_train.txt --device cuda --out runs/base
     python experiments/train_ppo.py --method reinforce --total-steps 2000 --out runs/reinforce
-    python experiments/train_ppo.py --out runs/tats --resume   # continue a killed run
+    python experiments/train_ppo.py --out runs/tats --resume   # continue a killed run with its saved config
+    python experiments/train_ppo.py --out runs/tats --overwrite   # start over in a folder that holds a run
     python experiments/train_ppo.py --config my_run.yaml      # YAML: option names as keys, flags override
     torchrun --nproc_per_node 4 experiments/train_ppo.py --preset base --device cuda --out runs/ddp   # 4 GPUs
 
-Every option with its default: ``python experiments/train_ppo.py --help``.
+Every option with its default: ``python experiments/train_ppo.py --help``. A bad option, a run
+folder that does not fit the request, or a diverging run end with one ``error:`` line on stderr
+(exit status 2 for options, 1 otherwise) instead of a traceback.
 """
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Sequence
 
+from agents.checkpoint import CheckpointError
 from agents.distributed import is_main_process
-from agents.training import TrainConfig, train
-from tats_env.commandline import parse
+from agents.guards import NonFiniteError
+from agents.progress import report_lines
+from agents.run_dir import RunDirError
+from agents.training import parse_train_config, train
+from agents.validation import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse the command line, train, print where everything is (rank 0 alone under torchrun)."""
-    summary = train(parse(TrainConfig, argv))
+    try:
+        summary = train(parse_train_config(argv))
+    except ConfigError as exc:
+        print(f"train_ppo.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (RunDirError, CheckpointError, NonFiniteError) as exc:
+        print(f"train_ppo.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     if is_main_process():
-        print(json.dumps(summary, indent=2))
+        print("\n".join(report_lines(summary)))
     return summary
 
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import tyro
 import yaml
 
-__all__ = ["parse", "to_args", "config_to_dict", "load_config_file", "flag_names"]
+__all__ = ["parse", "to_args", "config_to_dict", "load_config_file", "flag_names", "field_flags"]
 
 T = TypeVar("T")
 
@@ -67,6 +67,18 @@ def flag_names(cls: type, prefix: str = "") -> list[str]:
         else:
             names.append("--" + (prefix + stem).replace("_", "-"))
     return names
+
+
+def field_flags(cls: type, field_prefix: str = "", flag_prefix: str = "") -> dict[str, str]:
+    """``{dotted field path: flag}`` of every leaf option, e.g. ``{"env.mask_ratio": "--mask-ratio"}``."""
+    flags: dict[str, str] = {}
+    for field_name, (stem, annotation) in _fields(cls).items():
+        sub = _dataclass_type(annotation)
+        if sub is not None:
+            flags.update(field_flags(sub, f"{field_prefix}{field_name}.", flag_prefix + (stem + "." if stem else "")))
+        else:
+            flags[field_prefix + field_name] = "--" + (flag_prefix + stem).replace("_", "-")
+    return flags
 
 
 def _lookup(cls: type, key: str) -> tuple[str, Any] | None:

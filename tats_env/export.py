@@ -27,6 +27,7 @@ import os
 import pickle
 import shutil
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +39,10 @@ from torch import Tensor
 
 from tats_env.config import MAEConfig
 from tats_env.mae.model import FeatureEncoder, VideoEncoder, VideoMAE
-from tats_env.utils import replace_dir
+from tats_env.utils import nonfinite_tensors, replace_dir
 
 __all__ = [
-    "FORMATS", "FORMAT_VERSION", "FeatureEncoder", "KeyRow", "check_state_dict", "export_encoder",
+    "FORMATS", "FORMAT_VERSION", "FeatureEncoder", "KeyRow", "check_finite", "check_state_dict", "export_encoder",
     "key_table", "load_encoder",
 ]
 
@@ -175,13 +176,26 @@ def _strip_wrappers(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return state
 
 
+def _unpickler_reason(err: Exception) -> str:
+    """The line of torch's weights-only error that names the refused object (its message is long)."""
+    lines = [line.strip() for line in str(err).splitlines() if "WeightsUnpickler error" in line]
+    return f"({lines[0]})" if lines else ""
+
+
 def _torch_load(path: Path, trust_pickle: bool) -> object:
+    """``torch.load`` with errors that say what is wrong: not a torch file, or not weights-only readable."""
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as err:
+    except Exception as err:  # noqa: BLE001 - torch.load raises anything (KeyError, RuntimeError, ...) on junk
+        if not zipfile.is_zipfile(path):  # torch.save writes zip archives (since torch 1.6)
+            raise ValueError(f"{path}: not a checkpoint (not a file written by torch.save)") from err
+        if not isinstance(err, pickle.UnpicklingError):
+            raise ValueError(f"{path}: not a readable checkpoint (truncated or corrupted? {err})") from err
         raise ValueError(
             f"{path} holds objects beyond tensors and plain containers, so it cannot be read with "
-            f"weights_only=True; if you trust the file, pass trust_pickle=True (--trust-pickle). ({err})"
+            f"weights_only=True (tats-env checkpoints written before numpy RNG states were stored as "
+            f"lists are like that; resuming the run once rewrites it). If you trust the file, pass "
+            f"trust_pickle=True (--trust-pickle). {_unpickler_reason(err)}"
         ) from err
 
 
@@ -189,6 +203,15 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not an export directory")
     return json.loads(path.read_text())
+
+
+def check_finite(state: dict[str, Tensor], source: str) -> None:
+    """Raise ``ValueError`` naming the tensors of ``state`` that hold NaN or inf (a diverged run)."""
+    bad = nonfinite_tensors(state)
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise ValueError(f"{source}: tensor {bad[0]!r}{more} holds NaN/inf values; refusing non-finite "
+                         "weights (the run diverged: export an earlier checkpoint, or retrain with a lower lr)")
 
 
 def _read_source(source: VideoMAE | VideoEncoder | str | os.PathLike, trust_pickle: bool = False,
@@ -199,11 +222,14 @@ def _read_source(source: VideoMAE | VideoEncoder | str | os.PathLike, trust_pick
     if isinstance(source, VideoEncoder):
         return source.cfg, {f"encoder.{k}": v for k, v in source.state_dict().items()}, "VideoEncoder model"
     path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: file not found")
     if path.is_file() and path.name not in (CONFIG_FILE, WEIGHTS_FILE, VIDEOMAE_FILE):
         ckpt = _torch_load(path, trust_pickle)
         if not isinstance(ckpt, dict) or "mae_config" not in ckpt or "mae_state" not in ckpt:
             keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-            raise ValueError(f"{path}: a training checkpoint needs 'mae_config' and 'mae_state', found {keys}")
+            raise ValueError(f"{path}: not a checkpoint of this project (a training checkpoint needs 'mae_config' "
+                             f"and 'mae_state', found {keys})")
         return MAEConfig.from_dict(ckpt["mae_config"]), _strip_wrappers(dict(ckpt["mae_state"])), str(path)
     folder = path.parent if path.is_file() else path
     meta = _read_json(folder / CONFIG_FILE)
@@ -294,8 +320,9 @@ def export_encoder(
     training checkpoint file (``{"mae_config", "mae_state", ...}``, read with
     ``weights_only=True`` unless ``trust_pickle``), or a native / videomae export directory.
     ``include_decoder`` adds ``encoder_to_decoder``, ``mask_token`` and ``decoder.*`` (the source
-    must have them). The directory is written beside ``out_dir`` and renamed into place; an
-    existing non-empty ``out_dir`` is an error unless ``overwrite``.
+    must have them). Non-finite weights are refused (``ValueError`` naming the tensor). The
+    directory is written beside ``out_dir`` and renamed into place; an existing non-empty
+    ``out_dir`` is an error unless ``overwrite``.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {FORMATS}")
@@ -303,6 +330,7 @@ def export_encoder(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     cfg, state, where = _read_source(source, trust_pickle)
+    check_finite(state, where)
     has_decoder = any(not k.startswith("encoder.") for k in state)
     if include_decoder and not has_decoder:
         raise ValueError(f"{where} has no decoder weights; export with include_decoder=False")
@@ -344,12 +372,14 @@ def load_encoder(
     """Load a native or videomae export (or a training checkpoint) as a :class:`FeatureEncoder`.
 
     The format is read from the directory's ``config.json``; every tensor is checked against
-    the config, naming the key, expected and actual shape. The module is returned in eval mode
+    the config, naming the key, expected and actual shape, and must be finite (a NaN/inf tensor
+    raises ``ValueError`` naming it). The module is returned in eval mode
     on ``device``; ``drop_path_rate`` overrides the stochastic depth for fine-tuning.
     """
     cfg, state, where = _read_source(path, trust_pickle)
     has_decoder = any(not k.startswith("encoder.") for k in state)
     check_state_dict(state, key_table(cfg, "native", has_decoder), where)
+    check_finite(state, where)
     if drop_path_rate is not None:
         cfg = dataclasses.replace(cfg, drop_path_rate=drop_path_rate)
     model = FeatureEncoder(cfg, final_norm=final_norm)

@@ -1,4 +1,4 @@
-"""Small shared utilities: atomic file writes, bf16 autocast on CUDA, the process's peak memory.
+"""Small shared utilities: atomic file writes, non-finite checks, bf16 autocast on CUDA, the process's peak memory.
 
 Every file this project writes that a user would be sorry to lose half-written (checkpoints,
 exports, benchmark cells, summaries) goes through :func:`atomic_write`: a temporary file in the
@@ -10,6 +10,7 @@ mid-write leaves the old file intact plus at most a hidden ``.<name>.*.tmp`` fil
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -19,11 +20,12 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+import numpy as np
 import torch
 
 __all__ = [
     "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "replace_dir",
-    "remove_stale_temporaries", "autocast_context", "peak_rss_mb",
+    "remove_stale_temporaries", "nonfinite_tensors", "autocast_context", "peak_rss_mb",
 ]
 
 
@@ -69,6 +71,29 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale
+
+
+def _is_nonfinite(value: Any) -> bool:
+    """True for a floating-point tensor, array or number holding NaN or +-inf."""
+    if isinstance(value, torch.Tensor):
+        return (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all())
+    if isinstance(value, np.ndarray):
+        return np.issubdtype(value.dtype, np.inexact) and not bool(np.isfinite(value).all())
+    if isinstance(value, (float, np.floating)):
+        return not math.isfinite(value)
+    return False
+
+
+def nonfinite_tensors(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the NaN/inf-holding tensors, arrays and floats in ``tree`` (nested dicts, lists, tuples).
+
+    Integer data (counters, RNG states) is never flagged. ``[]`` means everything is finite.
+    """
+    if isinstance(tree, dict):
+        return [name for key, value in tree.items() for name in nonfinite_tensors(value, f"{prefix}{key}.")]
+    if isinstance(tree, (list, tuple)):
+        return [name for i, value in enumerate(tree) for name in nonfinite_tensors(value, f"{prefix}{i}.")]
+    return [prefix.rstrip(".")] if _is_nonfinite(tree) else []
 
 
 def replace_dir(tmp: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from agents.bench.matrix import BenchmarkConfig
 from agents.training import TrainConfig
-from tats_env.commandline import config_to_dict, flag_names, parse, to_args
+from tats_env.commandline import config_to_dict, field_flags, flag_names, parse, to_args
 from tats_env.downstream import FinetuneConfig
 
 
@@ -76,3 +76,20 @@ def test_finetune_yaml_of_the_repository_still_parses():
     path = Path(__file__).parents[1] / "experiments" / "configs" / "finetune_tiny.yaml"
     cfg = parse(FinetuneConfig, ["--config", str(path), "--encoder", "exports/native"])
     assert cfg.epochs == 30 and cfg.num_repeats == 2 and cfg.encoder == "exports/native"
+
+
+def test_literal_options_refuse_unknown_values_naming_the_flag(capsys):
+    with pytest.raises(SystemExit):
+        parse(TrainConfig, ["--export-formats", "native", "onnx"])
+    err = capsys.readouterr().err
+    assert "--export-formats" in err and "onnx" in err and "videomae" in err  # the allowed values are listed
+    with pytest.raises(SystemExit):
+        parse(TrainConfig, ["--num-envs", "eight"])
+    assert "--num-envs" in capsys.readouterr().err
+
+
+def test_field_flags_map_field_paths_to_flags():
+    flags = field_flags(TrainConfig)
+    assert flags["env.mask_ratio"] == "--mask-ratio" and flags["env.engine_config.lr"] == "--mae.lr"
+    assert flags["sampler.ppo.learning_rate"] == "--ppo.learning-rate" and flags["total_steps"] == "--total-steps"
+    assert list(flags.values()) == flag_names(TrainConfig)

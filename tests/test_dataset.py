@@ -247,3 +247,54 @@ def test_build_dataset_sources(small_synthetic: Path, tmp_path: Path, monkeypatc
     assert len(listing) == 3 and listing[0]["video"].shape == (3, 16, 64, 64)
     with pytest.raises(FileNotFoundError):
         build_dataset(tmp_path / "absent.txt", SPEC)
+
+
+def test_clip_stream_counts_distinct_bad_videos_and_warns_once_each(tmp_path: Path) -> None:
+    """3 bad files stepped over many times are 3 skipped videos (not the number of skips), each warned about once."""
+    from tats_env.env.clips import ClipStream
+
+    bad = [tmp_path / "missing.mp4", tmp_path / "corrupt.mp4", tmp_path / "short.mp4"]
+    bad[1].write_bytes(np.random.default_rng(0).bytes(5000))
+    write_mp4(bad[2], np.full((6, 32, 32, 3), 128, dtype=np.uint8))
+    listing = _real_list(tmp_path, "".join(f"{path} 0\n" for path in bad))
+    stream = ClipStream(VideoClipDataset(read_list_file(listing), SPEC, train=True, seed=0), batch_size=2,
+                        prefetch=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        events = sum(stream.next()["skipped"] for _ in range(9))  # 3 epochs of 3 batches
+    stream.close()
+    assert events > 3  # the bad files were stepped over again and again ...
+    assert stream.skipped == 3  # ... but they are 3 videos
+    assert sorted(stream.bad_videos) == sorted(str(path) for path in bad)
+    assert "not found" in stream.bad_videos[str(bad[0])] and "too short" in stream.bad_videos[str(bad[2])]
+    messages = _ours(caught)
+    assert len(messages) == 3 and all(any(str(path) in m for m in messages) for path in bad)
+
+
+def test_ffmpeg_decoder_messages_are_silenced(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A damaged H.264 stream makes FFmpeg print `[h264 @ ...]` lines; the dataset keeps them off stderr."""
+    data = bytearray((DATA / "pens.mp4").read_bytes())
+    rng = np.random.default_rng(0)
+    for i in range(len(data) // 3, 2 * len(data) // 3, 7):  # keep the header and the index, damage the frames
+        data[i] = int(rng.integers(256))
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+
+    def decode() -> str:
+        capfd.readouterr()
+        try:
+            reader = decord.VideoReader(str(damaged), num_threads=1)
+            reader.get_batch(list(range(0, len(reader), 2)))
+        except Exception:  # noqa: BLE001 - decord raises for the damaged frames; the messages are the point
+            pass
+        return capfd.readouterr().err
+
+    try:
+        dataset_module.set_decoder_log_level("error")
+        assert "[h264 @" in decode()  # the file really makes FFmpeg talk
+        dataset_module.set_decoder_log_level()  # the default this module sets on import
+        assert "[h264 @" not in decode()
+    finally:
+        dataset_module.set_decoder_log_level()
+    with pytest.raises(ValueError, match="unknown FFmpeg log level 'loud'"):
+        dataset_module.set_decoder_log_level("loud")

@@ -56,8 +56,9 @@ def test_torchrun_ppo_replicas_stay_bit_identical_and_counters_are_global(synthe
     assert summary["clips"] == 72 and summary["mae_updates"] == 9
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["num_timesteps"] == 64 and state["warmup_done"] == 8
-    rows = list(csv.DictReader((out / "tb" / "progress.csv").open()))
+    rows = [r for r in csv.DictReader((out / "tb" / "progress.csv").open()) if r["time/total_timesteps"]]
     assert [int(float(r["time/total_timesteps"])) for r in rows] == [32, 64]  # one rollout = 2 x 4 envs x 4 steps
+    assert [int(float(r["time/clips"])) for r in rows] == [40, 72]  # the run's clip axis counts the warm-up too
     # Rank 0 alone writes: one event file, images at global intervals, one export.
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
     assert sorted(p.name for p in (out / "images").glob("*.png")) == ["masks_00000032.png", "masks_00000064.png"]

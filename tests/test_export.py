@@ -243,3 +243,49 @@ def test_cli(tmp_path, cfg, model, capsys, monkeypatch):
     out = cli.main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "hf"), "--format", "hf", "--include-decoder"])
     assert f"to {out}" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["architectures"] == ["VideoMAEForPreTraining"]
+
+
+def test_missing_and_foreign_files_say_what_is_wrong(tmp_path, cfg, model, capsys, monkeypatch):
+    with pytest.raises(FileNotFoundError, match=r"nope.pt: file not found"):
+        export_encoder(tmp_path / "nope.pt", tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match=r"nope: file not found"):
+        load_encoder(tmp_path / "nope")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file at all" * 10)
+    with pytest.raises(ValueError, match=r"garbage.pt: not a checkpoint") as info:
+        load_encoder(garbage)
+    assert "trust" not in str(info.value)  # unpickling would not help: do not suggest it
+
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "experiments" / "export_encoder.py"
+    spec = importlib.util.spec_from_file_location("export_cli_errors", script)
+    cli = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, cli)
+    spec.loader.exec_module(cli)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--checkpoint", str(tmp_path / "runs" / "checkpoint.pt"), "--out", str(tmp_path / "native")])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "checkpoint.pt: file not found" in err and "config.json" not in err
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, cfg, model):
+    broken = VideoMAE(cfg)
+    broken.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        broken.encoder.blocks[1].mlp.fc1.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"'encoder.blocks.1.mlp.fc1.weight'.*NaN/inf"):
+        export_encoder(broken, tmp_path / "nan")
+    assert not (tmp_path / "nan").exists()
+
+    good = export_encoder(model, tmp_path / "native")  # the same files with an inf written into them
+    weights = load_file(good / "model.safetensors")
+    weights["encoder.patch_embed.proj.bias"][3] = float("inf")
+    save_file(weights, str(good / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"'encoder.patch_embed.proj.bias'"):
+        load_encoder(good)
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"mae_config": cfg.to_dict(), "mae_state": broken.state_dict()}, ckpt)
+    with pytest.raises(ValueError, match=r"encoder.blocks.1.mlp.fc1.weight"):
+        export_encoder(ckpt, tmp_path / "from_ckpt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -26,12 +27,20 @@ def _tiny_args(data: Path, out: Path, total: int, **extra: object) -> list[str]:
     return args
 
 
-def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, tmp_path):
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a progress.csv; every row must have exactly the header's fields."""
+    header, *rows = list(csv.reader(path.read_text().splitlines()))
+    assert all(len(row) == len(header) for row in rows), "rows do not match the header"
+    return header, rows
+
+
+def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, tmp_path, capsys):
     sys.path.insert(0, str(ROOT / "experiments"))
     import train_ppo
 
     out = tmp_path / "run"
-    summary = train_ppo.main(_tiny_args(synthetic_root, out, 32, checkpoint_every=16, image_every=16))
+    summary = train_ppo.main(_tiny_args(synthetic_root, out, 32, checkpoint_every=16, image_every=16,
+                                        summary_every=2))
     assert summary["clips"] == 40 and summary["mae_updates"] == 10
     events = list((out / "tb").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
@@ -48,6 +57,42 @@ def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, t
     assert (out / "encoder-native" / "model.safetensors").is_file()
     assert (out / "encoder-hf" / "config.json").is_file()
     assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(out / "checkpoint.pt")
+    assert summary["images"] == str(out / "images")
+
+    # The terminal: a few summary lines, no SB3 tables (they went to TensorBoard / progress.csv).
+    printed = capsys.readouterr()
+    lines = (printed.out + printed.err).splitlines()
+    assert not any(line.startswith(("| ", "---")) for line in lines), "SB3's stdout table was printed"
+    summaries = [line for line in lines if line.startswith("[") and " clips] " in line]
+    assert len(summaries) >= 2 and any("ppo_tats | clips/s" in line and "mae " in line for line in summaries)
+    assert len(lines) <= 12, lines
+
+    # The checkpoint holds only tensors and plain containers: readable without unpickling code, and
+    # the README's export command works on it without --trust-pickle.
+    plain = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert plain["num_timesteps"] == 32 and plain["config"]["env"]["mask_ratio"] == 0.9
+    import export_encoder
+
+    exported = export_encoder.main(["--checkpoint", str(out / "checkpoint.pt"), "--out", str(tmp_path / "native")])
+    assert (exported / "model.safetensors").is_file()
+
+
+def test_warmup_is_logged_like_the_sampler_phase(synthetic_root, tmp_path):
+    """The fixed-masker warm-up writes env statistics to progress.csv/TensorBoard and mask images."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import train_ppo
+
+    out = tmp_path / "run"
+    args = _tiny_args(synthetic_root, out, 0, checkpoint_every=8, image_every=8)
+    args[args.index("--warmup-steps") + 1] = "16"
+    train_ppo.main(args + ["--ppo.n-steps", "2"])  # a dump every 2 env steps = 8 clips
+    header, rows = _csv_rows(out / "tb" / "progress.csv")
+    clips = [int(row[header.index("time/clips")]) for row in rows]
+    assert clips == [8, 16]
+    loss = [float(row[header.index("env/recon_loss")]) for row in rows]
+    assert all(0 < value < 10 for value in loss)
+    assert sorted(p.name for p in (out / "images" / "warmup").glob("*.png")) == ["masks_00000008.png",
+                                                                                   "masks_00000016.png"]
 
 
 def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
@@ -76,6 +121,13 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     from agents.training import CoTrainer, TrainConfig
     from tats_env.commandline import parse
 
+    torch.load(ckpt, map_location="cpu", weights_only=True)  # plain tensors and containers only
+    header, rows_before = _csv_rows(out / "tb" / "progress.csv")
+    at_checkpoint = done + saved["warmup_done"]
+    kept = [row for row in rows_before if int(row[header.index("time/clips")]) <= at_checkpoint]
+    assert kept, "no progress.csv row up to the checkpoint"
+    (out / ".checkpoint.pt.killed.tmp").write_bytes(b"half a checkpoint")  # as a kill mid-write leaves
+
     rollout = 4 * 4  # n_steps x num_envs: SB3 trains in whole rollouts
     args = _tiny_args(synthetic_root, out, done + rollout, checkpoint_every=8, image_every=10_000) + ["--resume"]
     trainer = CoTrainer(parse(TrainConfig, args))
@@ -84,11 +136,23 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     assert torch.equal(weight, saved["mae_state"]["encoder.blocks.0.attn.qkv.weight"])
     assert trainer.agent.num_timesteps == done
     trainer.close()
+    assert not (out / ".checkpoint.pt.killed.tmp").exists()  # stale temporaries are removed at start
 
     summary = train_ppo.main(args)
     assert summary["resumed_from"] == done
     assert summary["clips"] == done + rollout + 8  # PPO clips + warm-up clips
     assert summary["mae_updates"] == saved["core"]["engine"]["num_updates"] + rollout // 4
+
+    # progress.csv kept the rows logged before the kill (up to the checkpoint) and continued after them.
+    header_after, rows_after = _csv_rows(out / "tb" / "progress.csv")
+    column = header_after.index("time/clips")
+    clips = [int(row[column]) for row in rows_after]
+    assert clips == sorted(set(clips)) and clips[-1] == summary["clips"]
+    old_rows = [dict(zip(header, row)) for row in kept]
+    new_rows = {int(row[column]): dict(zip(header_after, row)) for row in rows_after}
+    for row in old_rows:
+        again = new_rows[int(row["time/clips"])]
+        assert all(again[key] == value for key, value in row.items()), "a pre-kill row changed"
 
 
 def test_warmup_only_run_checkpoints_in_chunks_and_resumes(synthetic_root, tmp_path, monkeypatch):
@@ -120,15 +184,17 @@ def test_warmup_only_run_checkpoints_in_chunks_and_resumes(synthetic_root, tmp_p
     assert saved_at == [24] and summary["clips"] == 24 and summary["mae_updates"] == 6
 
 
-def test_any_registered_sampler_trains_through_the_registry(synthetic_root, tmp_path):
+def test_any_registered_sampler_trains_through_the_registry(synthetic_root, tmp_path, capsys):
     """--method reinforce: the main job builds the sampler from agents.registry and checkpoints its state."""
     sys.path.insert(0, str(ROOT / "experiments"))
     import train_ppo
 
     out = tmp_path / "run"
     summary = train_ppo.main(_tiny_args(synthetic_root, out, 16, method="reinforce", checkpoint_every=8,
-                                        image_every=8))
+                                        image_every=8) + ["--verbose"])
     assert summary["method"] == "reinforce" and summary["clips"] == 24 and summary["mae_updates"] == 6
+    assert "|    recon_loss" in capsys.readouterr().out  # --verbose brings SB3's tables back
+    torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
     state = load_checkpoint(out / "checkpoint.pt")
     agent_state = state["sampler"]["agent"]
     assert agent_state["num_timesteps"] == 16 and agent_state["n_updates"] == 4 and "policy" in agent_state

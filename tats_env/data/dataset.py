@@ -3,7 +3,12 @@
 Videos are opened with decord inside ``__getitem__`` (never in ``__init__``), so DataLoader
 workers can fork safely. Missing, corrupt and too-short videos are warned about once per
 process, remembered in ``dataset.bad_files``, and replaced by another randomly drawn video;
-each item reports in ``"skipped"`` how many bad videos it stepped over. Retries are bounded.
+each item reports in ``"skipped"`` how many bad videos it stepped over and in ``"bad_videos"``
+which ones (path -> reason), so a consumer can count distinct videos. Retries are bounded.
+
+FFmpeg's own decoder messages (``[h264 @ ...] error while decoding ...``, hundreds per damaged
+file) are silenced when this module is imported: a bad video surfaces as one Python warning
+instead. ``TATS_FFMPEG_LOG_LEVEL=error`` (or ``warning``, ``info``, ...) brings them back for debugging.
 
 Foreground masks are optional, per video: ``<video stem>.fg.npz`` beside the video, holding a
 uint8/bool array ``fg`` of shape ``(num_video_frames, H, W)`` at the video's resolution. When
@@ -29,6 +34,25 @@ from tats_env.data.listfile import VideoRecord, foreground_path, resolve_records
 from tats_env.data.sampling import TooShortError, multi_view_indices, sample_indices
 from tats_env.data.transforms import EvalTransform, TrainTransform, apply_crop, normalize
 
+FFMPEG_LOG_LEVEL_ENV = "TATS_FFMPEG_LOG_LEVEL"
+
+
+def set_decoder_log_level(level: str | None = None) -> None:
+    """Set FFmpeg's log level inside decord (``quiet``, ``panic``, ``fatal``, ``error``, ``warning``, ``info``, ...).
+
+    Default: ``$TATS_FFMPEG_LOG_LEVEL`` or ``quiet``. Applies to this process and to DataLoader
+    workers forked after the call (the module calls it on import, so spawned workers get it too).
+    """
+    name = (level or os.environ.get(FFMPEG_LOG_LEVEL_ENV) or "quiet").upper()
+    if not isinstance(getattr(decord.logging, name, None), int):
+        raise ValueError(f"unknown FFmpeg log level {name.lower()!r} ({FFMPEG_LOG_LEVEL_ENV}); "
+                         "choose quiet, panic, fatal, error, warning, info, verbose, debug or trace")
+    decord.logging.set_level(getattr(decord.logging, name))
+
+
+set_decoder_log_level()
+
+
 class BadVideoError(RuntimeError):
     """A video (or its foreground file) cannot be used; the message says why."""
 
@@ -46,8 +70,10 @@ class VideoClipDataset(Dataset):
     mean/std (``(R, C, T, S, S)`` when ``num_repeats=R > 1``, or ``(V, ...)`` for multi-view
     eval), ``"label"`` int64 (shape ``()`` or ``(R,)``), ``"index"`` the index of the record
     actually used (differs from the requested one after a skip), ``"skipped"`` the number of
-    bad videos stepped over, and ``"foreground"`` float32 ``(T, S, S)`` in {0, 1} (or
-    ``(R, T, S, S)``) only when the video has a foreground file.
+    bad videos stepped over, ``"bad_videos"`` those videos (``{path: reason}``), and
+    ``"foreground"`` float32 ``(T, S, S)`` in {0, 1} (or ``(R, T, S, S)``) only when the video
+    has a foreground file. Set ``warn_bad_videos = False`` when the consumer reports bad videos
+    itself (as :class:`tats_env.env.clips.ClipStream` does, once per video across workers).
 
     Args:
         records: the videos (see :func:`~tats_env.data.listfile.resolve_records`).
@@ -110,6 +136,10 @@ class VideoClipDataset(Dataset):
         )
         self.bad_files: set[Path] = set()
         """Videos found unusable in this process (each warned about once)."""
+        self.bad_reasons: dict[Path, str] = {}
+        """Why each of :attr:`bad_files` is unusable."""
+        self.warn_bad_videos = True
+        """Warn (once per process) about each bad video; False leaves the reporting to the consumer."""
         self._rng: np.random.Generator | None = None
         self._rng_pid = -1
 
@@ -136,6 +166,7 @@ class VideoClipDataset(Dataset):
         index %= len(self)
         rng = self._generator()
         tried: list[str] = []
+        bad: dict[str, str] = {}
         current = index
         for _ in range(self.max_retries + 1):
             record = self.records[current]
@@ -146,12 +177,16 @@ class VideoClipDataset(Dataset):
                     item = self._load(record, rng)
                 except BadVideoError as exc:
                     self.bad_files.add(record.path)
-                    warnings.warn(f"skipping video {record.path}: {exc}", RuntimeWarning, stacklevel=2)
+                    self.bad_reasons[record.path] = str(exc)
+                    if self.warn_bad_videos:
+                        warnings.warn(f"skipping video {record.path}: {exc}", RuntimeWarning, stacklevel=2)
                     tried.append(f"{record.path} ({exc})")
                 else:
                     item["index"] = current
                     item["skipped"] = len(tried)
+                    item["bad_videos"] = bad
                     return item
+            bad[str(record.path)] = self.bad_reasons.get(record.path, "unusable")
             nxt = self._other_index(rng, {index, current})
             if nxt is None:
                 break
@@ -258,8 +293,9 @@ def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch dataset items, flattening repeats/views: ``(B, R, ...)`` -> ``(B * R, ...)``.
 
     ``"index"`` becomes an int64 tensor with one entry per clip (repeated R times per item),
-    ``"skipped"`` the sum over items (an int), and ``"foreground"`` is kept only if every item
-    has one (a mix raises ``ValueError``: batch shapes would disagree).
+    ``"skipped"`` the sum over items (an int), ``"bad_videos"`` the union of the items' bad
+    videos (``{path: reason}``), and ``"foreground"`` is kept only if every item has one (a mix
+    raises ``ValueError``: batch shapes would disagree).
     """
     if not items:
         raise ValueError("collate_clips got an empty batch")
@@ -272,6 +308,7 @@ def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             torch.tensor([int(it["index"]) for it in items], dtype=torch.int64), torch.tensor(counts)
         ),
         "skipped": int(sum(int(it.get("skipped", 0)) for it in items)),
+        "bad_videos": {path: reason for it in items for path, reason in it.get("bad_videos", {}).items()},
     }
     with_fg = sum("foreground" in it for it in items)
     if with_fg == len(items):

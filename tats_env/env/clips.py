@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterator
 
@@ -44,7 +45,9 @@ class ClipStream:
 
     Seeding (:meth:`seed`) restarts the shuffle and the augmentation generator, so the same
     seed yields the same clips. A dataset smaller than the batch is sampled with replacement.
-    ``skipped`` counts the bad videos the dataset stepped over so far (from every worker).
+    ``bad_videos`` holds every distinct bad video the dataset stepped over so far, from every
+    worker (path -> reason), and ``skipped`` counts them; each is warned about once, here (the
+    dataset's own per-process warnings are switched off, so workers do not repeat them).
 
     ``num_replicas`` / ``rank`` shard the videos across processes (default: the ``torch.distributed``
     process group when one is initialised, else one shard); every rank must seed its stream with
@@ -71,7 +74,9 @@ class ClipStream:
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.skipped = 0
+        dataset.warn_bad_videos = False
+        self.bad_videos: dict[str, str] = {}
+        """Distinct bad videos stepped over so far: path -> why it is unusable."""
         self.epoch = 0
         self._iterator: Iterator[dict[str, Any]] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="clip-prefetch") if prefetch else None
@@ -116,8 +121,20 @@ class ClipStream:
             batch = self._load()
         if self._executor is not None:
             self._pending = self._executor.submit(self._load)
-        self.skipped += int(batch.get("skipped", 0))
+        self._note_bad_videos(batch.get("bad_videos", {}))
         return batch
+
+    @property
+    def skipped(self) -> int:
+        """How many distinct bad videos were skipped so far."""
+        return len(self.bad_videos)
+
+    def _note_bad_videos(self, bad: dict[str, str]) -> None:
+        """Remember the batch's bad videos; one warning for each video not seen before."""
+        for path, reason in bad.items():
+            if path not in self.bad_videos:
+                self.bad_videos[path] = reason
+                warnings.warn(f"skipping video {path}: {reason}", RuntimeWarning, stacklevel=3)
 
     def _load(self) -> dict[str, Any]:
         for _ in range(2):

@@ -177,14 +177,14 @@ class MaskingCore:
     def state_dict(self) -> dict[str, Any]:
         """Engine and reward statistics, for checkpoints."""
         return {"engine": self.engine.state_dict(), "reward": self.reward_fn.state_dict(),
-                "episodes": self.episodes, "skipped": self.clips.skipped}
+                "episodes": self.episodes, "bad_videos": dict(self.clips.bad_videos)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
         self.engine.load_state_dict(state["engine"])
         self.reward_fn.load_state_dict(state["reward"])
         self.episodes = int(state["episodes"])
-        self.clips.skipped = int(state.get("skipped", 0))
+        self.clips.bad_videos = dict(state.get("bad_videos", {}))
 
     def close(self) -> None:
         """Release the clip stream's worker processes."""

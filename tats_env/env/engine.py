@@ -2,8 +2,11 @@
 
 The engine is the reward model of the masking environment. ``observe`` turns clips into the
 observation (the MAE's tubelet embedding, detached); ``update`` reconstructs the masked tokens,
-takes one optimizer step and returns per-clip and per-token errors. It holds no global state:
-a caller may wrap :attr:`CoTrainingEngine.train_module` in ``DistributedDataParallel``.
+takes one optimizer step and returns per-clip and per-token errors. A step whose loss or gradient
+is not finite is skipped (weights, optimizer and schedule unchanged) and counted in
+``skipped_updates`` / ``consecutive_skipped``, so one bad batch never poisons the MAE; the caller
+decides when too many skips end a run. It holds no global state: a caller may wrap
+:attr:`CoTrainingEngine.train_module` in ``DistributedDataParallel``.
 """
 
 from __future__ import annotations
@@ -57,15 +60,17 @@ class UpdateResult:
     """What one engine update returns (tensors stay on the engine's device)."""
 
     loss: float
-    """Mean error over all masked tokens of the batch."""
+    """Mean error over all masked tokens of the batch (NaN/inf when the step was skipped for it)."""
     per_clip_loss: Tensor
     """``(B,)`` mean error of each clip's masked tokens."""
     per_token_loss: Tensor
     """``(B, N)`` error of every token, 0 at visible tokens."""
     grad_norm: float | None
-    """Total gradient norm before clipping (None when no step was taken or clipping is off)."""
+    """Total gradient norm before clipping (None in evaluation, ``update=False``)."""
     lr: float
     """Learning rate used for this step."""
+    skipped: bool = False
+    """True when the optimizer step was skipped because the loss or the gradient was not finite."""
 
 
 class CoTrainingEngine:
@@ -98,6 +103,10 @@ class CoTrainingEngine:
             t_in_epochs=False,
         )
         self.num_updates = 0
+        self.skipped_updates = 0
+        """Optimizer steps skipped so far because the loss or the gradient was not finite."""
+        self.consecutive_skipped = 0
+        """Skipped steps since the last good one (0 after every good step)."""
         self.scheduler.step_update(0)
 
     @property
@@ -133,13 +142,34 @@ class CoTrainingEngine:
             out = self.train_module(clips, mask)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        grad_norm = None
-        if self.config.grad_clip is not None:
-            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
-        self.optimizer.step()
-        self.num_updates += 1
-        self.scheduler.step_update(self.num_updates)
-        return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), grad_norm, lr)
+        max_norm = self.config.grad_clip if self.config.grad_clip is not None else float("inf")
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        skipped = not self._finite_step(out.loss.detach(), norm)
+        if skipped:
+            self.optimizer.zero_grad(set_to_none=True)
+        else:
+            self.optimizer.step()
+            self.num_updates += 1
+            self.scheduler.step_update(self.num_updates)
+        return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), float(norm), lr,
+                            skipped)
+
+    def _finite_step(self, loss: Tensor, grad_norm: Tensor) -> bool:
+        """Whether loss and gradient norm are finite (one host sync); counts a skip when not.
+
+        Under ``torch.distributed`` the ranks agree (a non-finite step on any rank is skipped on all),
+        so the replicas take the same steps.
+        """
+        flag = (torch.isfinite(loss) & torch.isfinite(grad_norm)).to(torch.float32)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        finite = bool(flag)
+        if finite:
+            self.consecutive_skipped = 0
+        else:
+            self.skipped_updates += 1
+            self.consecutive_skipped += 1
+        return finite
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: model, optimizer, schedule, update counter, configs."""
@@ -150,6 +180,7 @@ class CoTrainingEngine:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "num_updates": self.num_updates,
+            "skipped_updates": self.skipped_updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -161,4 +192,5 @@ class CoTrainingEngine:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.num_updates = int(state["num_updates"])
+        self.skipped_updates = int(state.get("skipped_updates", 0))
         self.scheduler.step_update(self.num_updates)

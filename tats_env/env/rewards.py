@@ -51,16 +51,21 @@ class RewardFunction:
     ) -> np.ndarray:
         """Rewards ``(B,)`` float32 for one batch (updates the running statistics if normalising).
 
-        ``baseline_error`` ``(B,)`` is subtracted from the masked error when given.
+        ``baseline_error`` ``(B,)`` is subtracted from the masked error when given. A clip whose
+        error is not finite (a diverged MAE step) gets reward 0 and stays out of the statistics,
+        so a sampler never learns from NaN.
         """
         error_t = self.masked_error(per_token_loss.float(), mask).detach()
         if baseline_error is not None:
             error_t = error_t - baseline_error.float()
         error = error_t.cpu().numpy().astype(np.float64)
-        reward = error if self.config.mode == "adversarial" else -error
+        finite = np.isfinite(error)
+        reward = np.where(finite, error if self.config.mode == "adversarial" else -error, 0.0)
         if self.config.normalize:
-            self.stats.update(reward)
-            reward = np.clip((reward - self.stats.mean) / np.sqrt(self.stats.var + 1e-8), -self.config.clip, self.config.clip)
+            if finite.any():
+                self.stats.update(reward[finite])
+            normalized = (reward - self.stats.mean) / np.sqrt(self.stats.var + 1e-8)
+            reward = np.where(finite, np.clip(normalized, -self.config.clip, self.config.clip), 0.0)
         return reward.astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:

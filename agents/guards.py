@@ -1,0 +1,80 @@
+"""Non-finite guards of the main job: a diverged run stops with a clear error and never overwrites good files.
+
+The env's engine skips an MAE step whose loss or gradient is not finite and counts it
+(:class:`tats_env.env.CoTrainingEngine`); :class:`NonFiniteGuardCallback` stops the run after
+``max_consecutive`` such skips in a row and after any sampler update that leaves non-finite
+weights; :func:`check_finite` is called on every checkpoint before it is written, so the last
+good checkpoint stays in place.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from tats_env.env import masking_core
+from tats_env.utils import nonfinite_tensors
+
+__all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights"]
+
+
+class NonFiniteError(RuntimeError):
+    """Training diverged (NaN/inf); the message says where and what to change."""
+
+
+def check_finite(state: Any, what: str, hint: str = "") -> None:
+    """Raise :class:`NonFiniteError` naming the first non-finite tensors of ``state`` (nested containers)."""
+    bad = nonfinite_tensors(state)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise NonFiniteError(f"{what}: non-finite values in {shown}{'; ' + hint if hint else ''}")
+
+
+def sampler_weights(agent: Any) -> dict[str, Any]:
+    """The sampler's network weights: an SB3 algorithm's policy, or a stepwise learner's ``policy`` (if any)."""
+    policy = getattr(agent, "policy", None)
+    return policy.state_dict() if policy is not None else {}
+
+
+class NonFiniteGuardCallback(BaseCallback):
+    """Stops training when the MAE keeps diverging or the sampler's weights stop being finite.
+
+    * after every env step: ``max_consecutive`` skipped (non-finite) MAE updates in a row raise
+      :class:`NonFiniteError`; the engine's first skip is warned about (once per run);
+    * at every rollout start (after the sampler's update): non-finite sampler weights raise it.
+
+    Raising inside ``learn`` leaves the last checkpoint untouched; the skip count is logged as
+    ``mae/skipped_updates``.
+    """
+
+    def __init__(self, max_consecutive: int, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.max_consecutive = max(1, max_consecutive)
+        self._warned = False
+
+    def _on_training_start(self) -> None:
+        self._engine = masking_core(self.training_env).engine
+        self._warned = self._engine.skipped_updates > 0  # warned already in an earlier phase or chunk
+
+    def _on_step(self) -> bool:
+        engine = self._engine
+        if engine.skipped_updates and not self._warned:
+            self._warned = True
+            warnings.warn(f"an MAE update was skipped: non-finite loss or gradient (further skips are counted "
+                          f"as mae/skipped_updates; {self.max_consecutive} in a row stop the run)",
+                          RuntimeWarning, stacklevel=2)
+        if engine.consecutive_skipped >= self.max_consecutive:
+            raise NonFiniteError(
+                f"{engine.consecutive_skipped} MAE updates in a row had a non-finite loss or gradient "
+                f"({engine.skipped_updates} in all): the MAE diverged (lr {engine.optimizer.param_groups[0]['lr']:.3g}). "
+                "The last good checkpoint is kept; lower --mae.lr (or set --mae.grad-clip) and start again")
+        return True
+
+    def _on_rollout_start(self) -> None:
+        check_finite(sampler_weights(self.model), "the sampler's weights after its update",
+                     "its last update diverged; the last good checkpoint is kept; lower the sampler's learning rate")
+
+    def _on_rollout_end(self) -> None:
+        self.logger.record("mae/skipped_updates", self._engine.skipped_updates)

@@ -1,0 +1,182 @@
+"""The run folder policy of the main job: new runs never overwrite old ones, resumed runs keep their config.
+
+* A new run refuses an ``--out`` that already holds a run (checkpoint, config, summary, logs,
+  images or exports) unless ``--overwrite`` is given, which deletes those files first (and
+  nothing else in the folder).
+* ``--resume`` restores the run's saved configuration (``config.json``, or the checkpoint's
+  ``config``): options given on the command line (or in a ``--config`` file) are parsed on top
+  of it, and any that differs from the saved value is refused unless it is in
+  :data:`SAFE_ON_RESUME` (extending the budget, logging, device, ...).
+* Temporary files a kill left behind (``.checkpoint.pt.*.tmp``, half-written export folders)
+  are removed when a run starts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from agents.validation import ConfigError
+from tats_env.commandline import config_to_dict, field_flags, parse, to_args
+from tats_env.utils import remove_stale_temporaries
+
+__all__ = [
+    "RunDirError", "CONFIG_NAME", "SUMMARY_NAME", "SAFE_ON_RESUME", "run_artifacts", "require_checkpoint",
+    "prepare_run_dir",
+    "remove_stale_files", "read_saved_config", "resume_conflicts", "check_resume_config", "parse_resumed",
+]
+
+T = TypeVar("T")
+
+CONFIG_NAME = "config.json"
+SUMMARY_NAME = "summary.json"
+RUN_FILES = (CHECKPOINT_NAME, CONFIG_NAME, SUMMARY_NAME)
+RUN_FOLDERS = ("tb", "images")
+EXPORT_PATTERN = "encoder-*"
+
+SAFE_ON_RESUME: tuple[str, ...] = (
+    "total_steps", "warmup_steps", "checkpoint_every", "image_every", "summary_every", "progress_bar", "verbose",
+    "device", "env.num_workers", "export_formats", "max_skipped_updates",
+)
+"""Config fields (dotted paths) that ``--resume`` lets the command line change: the budget (extend a run;
+``--warmup-steps`` only while the sampler has not started), intervals, terminal output, device, data
+workers, export formats, the divergence guard. Everything else must match the saved run."""
+NOT_COMPARED: tuple[str, ...] = ("out", "resume", "overwrite")
+"""Fields that say where and how to start, not what the run is."""
+
+
+class RunDirError(RuntimeError):
+    """The run folder does not fit the request (a run exists without --overwrite, nothing to resume, ...)."""
+
+
+def run_artifacts(out: str | Path) -> list[Path]:
+    """What a previous run left in ``out``: checkpoint, config, summary, ``tb/``, ``images/``, ``encoder-*/``."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = [out / name for name in (*RUN_FILES, *RUN_FOLDERS) if (out / name).exists()]
+    return found + sorted(p for p in out.glob(EXPORT_PATTERN) if p.is_dir())
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder tree."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_files(out: str | Path) -> list[Path]:
+    """Delete what a killed write left in ``out``: ``.<file>.*.tmp`` files and ``.encoder-*.tmp-*``/``.old-*`` folders."""
+    out = Path(out)
+    stale = [tmp for name in RUN_FILES for tmp in remove_stale_temporaries(out / name)]
+    for pattern in (f".{EXPORT_PATTERN}.tmp-*", f".{EXPORT_PATTERN}.old-*"):
+        for path in sorted(out.glob(pattern)):
+            _remove(path)
+            stale.append(path)
+    return stale
+
+
+def require_checkpoint(out: str | Path) -> Path:
+    """The checkpoint of the run in ``out``; :class:`RunDirError` saying so when there is none to resume."""
+    out = Path(out)
+    if not (out / CHECKPOINT_NAME).is_file():
+        hint = (" (the run stopped before its first checkpoint: start it again with --overwrite)"
+                if (out / CONFIG_NAME).is_file() else "")
+        raise RunDirError(f"--resume: no {CHECKPOINT_NAME} in {out}{hint}")
+    return out / CHECKPOINT_NAME
+
+
+def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> list[Path]:
+    """Check ``out`` against the request, apply ``--overwrite``, clean stale temporaries; returns what was removed.
+
+    Raises :class:`RunDirError` for a new run into a folder holding a run (without ``overwrite``)
+    and for ``resume`` without a checkpoint.
+    """
+    out = Path(out)
+    removed: list[Path] = []
+    if resume:
+        require_checkpoint(out)
+    else:
+        existing = run_artifacts(out)
+        if existing and not overwrite:
+            names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in existing)
+            raise RunDirError(f"--out {out} already holds a run ({names}); continue it with --resume, "
+                              "or pass --overwrite to delete it and start over")
+        for path in existing:
+            _remove(path)
+        removed += existing
+    out.mkdir(parents=True, exist_ok=True)
+    return removed + remove_stale_files(out)
+
+
+def _saved_config_dict(out: Path) -> tuple[dict[str, Any], Path]:
+    """The saved config of the run in ``out`` as a dict, and the file it came from."""
+    ckpt = require_checkpoint(out)
+    path = out / CONFIG_NAME
+    if path.is_file():
+        try:
+            return json.loads(path.read_text()), path
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{path}: not valid JSON ({exc}); the checkpoint's config is used if you delete it")
+    try:
+        return load_checkpoint(ckpt, allow_pickle=True)["config"], ckpt
+    except CheckpointError as exc:
+        raise RunDirError(f"--resume: {exc}") from exc
+
+
+def read_saved_config(cls: type[T], out: str | Path) -> T:
+    """The config the run in ``out`` was started (or last resumed) with, rebuilt through the parser.
+
+    How that run was started (:data:`NOT_COMPARED`: ``--out``, ``--resume``, ``--overwrite``) is left at the defaults.
+    """
+    saved, source = _saved_config_dict(Path(out))
+    saved = {key: value for key, value in saved.items() if key not in NOT_COMPARED}
+    try:
+        return parse(cls, to_args(cls, saved, source=str(source)))
+    except ValueError as exc:  # an option this version does not know
+        raise RunDirError(f"cannot restore the run's config: {exc}") from exc
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"env": {"mask_ratio": 0.9}}`` -> ``{"env.mask_ratio": 0.9}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def resume_conflicts(saved: Any, cfg: Any) -> list[str]:
+    """One line per option of ``cfg`` that differs from ``saved`` and may not change on resume."""
+    old, new = _flatten(config_to_dict(saved)), _flatten(config_to_dict(cfg))
+    flags = field_flags(type(cfg))
+    return [f"{flags.get(path, path)}: the run has {old[path]!r}, given {new[path]!r}"
+            for path in new if path in old and old[path] != new[path]
+            and path not in SAFE_ON_RESUME and path not in NOT_COMPARED]
+
+
+def check_resume_config(saved: Any, cfg: Any, source: str | Path) -> None:
+    """Raise :class:`ConfigError` when ``cfg`` changes options of the saved run that must stay as they are."""
+    conflicts = resume_conflicts(saved, cfg)
+    if conflicts:
+        flags = field_flags(type(cfg))
+        safe = ", ".join(flags[path] for path in SAFE_ON_RESUME if path in flags)
+        raise ConfigError(
+            f"--resume continues the run in {source} with its saved config; these options differ from it:\n  "
+            + "\n  ".join(conflicts)
+            + f"\nDrop them to resume (only {safe} may change), or start a new run (another --out, or --overwrite).")
+
+
+def parse_resumed(cls: type[T], argv: Sequence[str] | None, out: str | Path) -> T:
+    """Parse ``argv`` on top of the saved config of the run in ``out``; refuse changes of unsafe options."""
+    saved = read_saved_config(cls, out)
+    cfg = parse(cls, argv, default=saved)
+    check_resume_config(saved, cfg, out)
+    return cfg
