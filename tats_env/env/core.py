@@ -59,6 +59,13 @@ class EnvConfig:
     """Share of a token's pixels that must be foreground for it to count as a motion token."""
     seed: int = 0
     """Seed of the clip stream (shuffle and augmentation); the training scripts seed networks and masks from it too."""
+    token_info: bool = False
+    """Put the step's per-token signal into ``info`` for token-level learners: ``token_error``
+    (float32 ``(N,)``, the MAE's error of each masked token, NaN at visible tokens), ``token_mask``
+    (bool ``(N,)``, True = masked) and, when the dataset has foreground masks, ``token_foreground``
+    (bool ``(N,)``). The rows are read-only views of one ``(B, N)`` host array per step (no
+    per-clip copies); the scalar reward is unchanged. Can also be switched on later by setting
+    :attr:`MaskingCore.token_info`."""
 
 
 def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -66,7 +73,8 @@ def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str,
 
     ``motion_precision``: share of masked tokens on the foreground; ``foreground_share``: share of
     all tokens on it (what random masking scores as precision); ``motion_recall``: share of
-    foreground tokens masked (NaN for a clip without foreground; random masking scores the ratio).
+    foreground tokens masked (NaN for a clip without foreground; random masking scores the ratio);
+    ``motion_lift_show_hard`` and ``motion_lift_mask_hard``: see :func:`motion_lift`.
     """
     hits = (foreground & mask).sum(1).float()
     fg_count = foreground.sum(1).float()
@@ -74,7 +82,67 @@ def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str,
         "motion_precision": hits / mask.sum(1).float(),
         "foreground_share": foreground.float().mean(1),
         "motion_recall": torch.where(fg_count > 0, hits / fg_count.clamp_min(1), torch.full_like(hits, float("nan"))),
+        **motion_lift(foreground, mask),
     }
+
+
+def motion_lift(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Normalised motion-centricity of masks ``(B, N)`` for both directions, per clip ``(B,)``.
+
+    Per clip: N tokens, K masked (``mask``), V = N - K visible, m moving tokens (``foreground``),
+    and h = number of moving tokens left VISIBLE. A uniformly random K-of-N mask leaves
+    h ~ Hypergeometric with mean m V / N. The lift is 0 at that expectation and 1 at the best any
+    K-of-N mask can do in the direction:
+
+    ``motion_lift_show_hard`` (moving tokens should be visible; the metric is the share of the
+    visible budget spent on moving tokens, h / V; random: m / N; best: min(1, m / V))::
+
+        lift_show = (h / V - m / N) / (min(1, m / V) - m / N) = (h - m V / N) / (min(m, V) - m V / N)
+
+    ``motion_lift_mask_hard`` (moving tokens should be masked; the metric is the share of moving
+    tokens masked, (m - h) / m, i.e. motion recall; random: K / N; best: min(1, K / m))::
+
+        lift_mask = ((m - h) / m - K / N) / (min(1, K / m) - K / N) = (m V / N - h) / (min(m, K) - m K / N)
+
+    Both are linear in h with opposite signs, so a mask scoring +x in one direction scores
+    negative in the other. Negative values mean worse than random (the minimum is the worst
+    K-of-N mask, e.g. ``lift_show = (max(0, m - K) - m V / N) / (min(m, V) - m V / N)``). NaN when
+    undefined: no moving token (m = 0) or every token moving (m = N). Average per-clip lifts over
+    clips for a run-level figure.
+    """
+    fg, msk = foreground.bool(), mask.bool()
+    n = torch.full_like(fg[:, 0], fg.shape[1], dtype=torch.float32)
+    k = msk.sum(1).float()
+    v = n - k
+    m = fg.sum(1).float()
+    h = (fg & ~msk).sum(1).float()
+    expected_visible = m * v / n
+    defined = (m > 0) & (m < n)
+    nan = torch.full_like(m, float("nan"))
+    show = (h - expected_visible) / (torch.minimum(m, v) - expected_visible)
+    masked = (expected_visible - h) / (torch.minimum(m, k) - m * k / n)
+    return {
+        "motion_lift_show_hard": torch.where(defined, show, nan),
+        "motion_lift_mask_hard": torch.where(defined, masked, nan),
+    }
+
+
+def token_error_statistics(per_token_loss: torch.Tensor, foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Does the MAE learn the hard tokens? Per clip ``(B,)`` from errors, foreground and masks ``(B, N)``.
+
+    ``moving_error`` / ``static_error``: mean error of the masked moving / masked static tokens;
+    ``moving_static_error_ratio``: their ratio (NaN when a clip has no masked moving or no masked
+    static token). A ratio falling towards 1 means the MAE is catching up on the moving tokens.
+    """
+    err = per_token_loss.float()
+    fg, msk = foreground.bool(), mask.bool()
+    moving, static = (fg & msk).float(), (~fg & msk).float()
+    n_moving, n_static = moving.sum(1), static.sum(1)
+    nan = torch.full_like(n_moving, float("nan"))
+    moving_error = torch.where(n_moving > 0, (err * moving).sum(1) / n_moving.clamp_min(1), nan)
+    static_error = torch.where(n_static > 0, (err * static).sum(1) / n_static.clamp_min(1), nan)
+    return {"moving_error": moving_error, "static_error": static_error,
+            "moving_static_error_ratio": moving_error / static_error}
 
 
 class MaskingCore:
@@ -117,6 +185,10 @@ class MaskingCore:
         """The clips of the current episodes (``video`` on the engine's device)."""
         self.last_mask: torch.Tensor | None = None
         """The masks of the last step, kept for visualisation."""
+        self.last_token_error: torch.Tensor | None = None
+        """The last step's per-token error ``(B, N)`` on the engine's device (0 at visible tokens)."""
+        self.token_info = self.config.token_info
+        """Put per-token errors, masks and foreground into ``info`` (see :attr:`EnvConfig.token_info`)."""
         self.episodes = 0
         self._mask_generator = torch.Generator(device=self.device).manual_seed(self.rank_seed(self.config.seed))
 
@@ -154,14 +226,17 @@ class MaskingCore:
         result = self.engine.update(self.batch["video"], mask, update=self.config.update_mae)
         rewards = self.reward_fn(result.per_token_loss, mask, baseline)
         self.last_mask = mask
+        self.last_token_error = result.per_token_loss
         self.episodes += self.num_envs
 
         per_clip = {"recon_loss": result.per_clip_loss}
         if baseline is not None:
             per_clip["baseline_recon_loss"] = baseline
+        foreground = None
         if "foreground" in self.batch:
-            per_clip.update(motion_statistics(
-                token_foreground(self.batch["foreground"], self.spec, self.config.foreground_threshold), mask))
+            foreground = token_foreground(self.batch["foreground"], self.spec, self.config.foreground_threshold)
+            per_clip.update(motion_statistics(foreground, mask))
+            per_clip.update(token_error_statistics(result.per_token_loss, foreground, mask))
         # One device->host copy for every per-clip statistic.
         names = list(per_clip)
         table = torch.stack([per_clip[name].float() for name in names], dim=1).cpu().numpy()
@@ -172,7 +247,23 @@ class MaskingCore:
              **{name: float(value) for name, value in zip(names, row)}}
             for i, row in enumerate(table)
         ]
+        if self.token_info:
+            self._add_token_info(infos, result.per_token_loss, mask, foreground)
         return rewards, infos
+
+    @staticmethod
+    def _add_token_info(infos: list[dict[str, Any]], per_token_loss: torch.Tensor, mask: torch.Tensor,
+                        foreground: torch.Tensor | None) -> None:
+        """Per-token arrays into ``infos``: one ``(B, N)`` host copy each, rows as read-only views."""
+        errors = torch.where(mask, per_token_loss.float(), torch.full_like(per_token_loss, float("nan"), dtype=torch.float32))
+        arrays = {"token_error": errors.cpu().numpy(), "token_mask": mask.cpu().numpy()}
+        if foreground is not None:
+            arrays["token_foreground"] = foreground.cpu().numpy()
+        for array in arrays.values():
+            array.flags.writeable = False
+        for i, info in enumerate(infos):
+            for name, array in arrays.items():
+                info[name] = array[i]
 
     def state_dict(self) -> dict[str, Any]:
         """Engine and reward statistics, for checkpoints."""
