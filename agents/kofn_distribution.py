@@ -307,6 +307,17 @@ class KSubsetDistribution:
         h = logz - (pi * self._t).sum(dim=-1)
         return h.clamp_min(0.0)  # round-off can give -1e-6 for near-deterministic rows
 
+    def inclusion_probs_and_entropy(self) -> tuple[Tensor, Tensor]:
+        """``(inclusion_probs (B, N), entropy (B,))`` from ONE differentiation of ``log e_k``.
+
+        What token-level PPO needs each minibatch; both carry the graph when the scores do.
+        """
+        if self._kc == 0:
+            return self.inclusion_probs(), self.entropy()
+        pi, logz = self._pi_and_logz()
+        entropy = (logz - (pi * self._t).sum(dim=-1)).clamp_min(0.0)
+        return (1.0 - pi if self._flip else pi), entropy
+
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """Exact sample, ``(B, N)`` float {0,1} mask with exactly k ones per row."""
         levels = [level.detach() for level in self._tree()]

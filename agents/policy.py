@@ -109,6 +109,12 @@ class TATSPolicy(ActorCriticPolicy):
         raw = self.action_net(latent_pi).squeeze(-1).float()
         return limit * torch.tanh(raw / limit)
 
+    @torch.no_grad()
+    def predict_scores(self, obs: Tensor) -> Tensor:
+        """Per-token scores ``(B, N)`` for token observations ``(B, N, D)`` (higher = more likely masked)."""
+        features = self.extract_features(torch.as_tensor(obs, device=self.device))
+        return self.token_scores(self.mlp_extractor.forward_actor(features))
+
     def _get_action_dist_from_latent(self, latent_pi: Tensor) -> Distribution:
         return self.action_dist.proba_distribution(self.token_scores(latent_pi))
 
