@@ -1,12 +1,23 @@
-"""An AdaMAE-style token sampler trained by REINFORCE with a baseline, on the exact K-of-N distribution.
+"""An AdaMAE-style token sampler trained by REINFORCE: three update rules on one network and one loop.
 
 AdaMAE (Bandara et al. 2023) scores every token with one transformer block over the token
-embeddings, samples the visible tokens from independent categoricals and trains the sampler
-with ``-(reward) * log p``. We keep the network and the estimator but draw the masks from the
-exact conditional-Poisson K-subset distribution (:class:`agents.kofn_distribution.KSubsetDistribution`),
-so ``log p(mask)`` is the true log-probability of the K-of-N mask that was applied, and subtract
-a baseline that does not depend on the sampled mask (an exponential moving average of past
-rewards, or a learned value of the clip), which keeps the gradient estimator unbiased.
+embeddings, samples the visible tokens from a softmax over tokens (categorical sampling without
+replacement) and trains the sampler with ``-mean over masked tokens of log p_i * error_i``.
+:class:`Reinforce` keeps the network and offers three rules (``rule=``):
+
+* ``clip``: REINFORCE on the clip reward with the EXACT K-of-N log-probability: masks drawn from
+  the conditional-Poisson K-subset distribution (:class:`agents.kofn_distribution.KSubsetDistribution`),
+  ``-(reward - baseline) * log p(mask)`` with a baseline that does not depend on the sampled mask
+  (moving average of past rewards, or a learned clip value), so the estimator is unbiased.
+* ``token``: the exact token-level rule: the same K-subset distribution, per-token advantages from
+  the env's per-token errors and ``-(1/K) sum_{masked i} A_i log pi_i`` with ``pi_i`` the exact
+  inclusion probabilities (the one-update, ratio-free case of :class:`agents.token_ppo.TokenPPO`;
+  objective and direction in :mod:`agents.token_credit`).
+* ``adamae``: AdaMAE's own rule: ``p = softmax(scores)`` over tokens, the N - K visible tokens
+  drawn from it without replacement (Gumbel top-k, the same law as sequential categorical draws),
+  loss ``-mean_{masked i} log p_i * e_i`` with the raw errors, no baseline. ``log p_i`` is not the
+  probability of anything the sampler drew (the rule's known approximation); raising ``p_i`` of
+  a hard masked token makes it more likely VISIBLE next time, so the rule is show-hard by nature.
 
 :class:`Reinforce` drives any SB3 ``VecEnv`` whose action space is :class:`tats_env.KOfNMask`
 and whose observation is token embeddings ``(N, D)``, e.g. :func:`tats_env.make_vec_env`. Its
@@ -29,12 +40,15 @@ from torch import Tensor, nn
 from agents.kofn_distribution import KSubsetDistribution
 from agents.loop import StepwiseAgent
 from agents.tats_network import init_sampler_weights
+from agents.token_credit import AdvantageKind, Direction, direction_sign, token_advantages, token_policy_loss
+from agents.token_ppo import enable_token_info, token_errors_from_infos
 from tats_env.env.spaces import KOfNMask
 from tats_env.mae.layers import Block, sincos_position_table
 
-__all__ = ["TokenScoreNetConfig", "TokenScoreNet", "Reinforce", "reinforce_loss"]
+__all__ = ["TokenScoreNetConfig", "TokenScoreNet", "Reinforce", "reinforce_loss", "adamae_loss", "adamae_sample"]
 
 BaselineKind = Literal["ema", "value", "none"]
+RuleKind = Literal["clip", "token", "adamae"]
 
 
 @dataclass(frozen=True)
@@ -100,19 +114,46 @@ def reinforce_loss(log_prob: Tensor, rewards: Tensor, baseline: Tensor | float,
     return -(advantage * log_prob).mean(), advantage
 
 
+def adamae_sample(scores: Tensor, num_visible: int, generator: torch.Generator | None = None) -> Tensor:
+    """AdaMAE's masks ``(B, N)`` float (1 = masked): ``num_visible`` tokens drawn without replacement from ``softmax(scores)``.
+
+    Gumbel top-k: the ``num_visible`` largest ``scores + Gumbel noise`` are exactly a sequential
+    categorical draw without replacement (what ``torch.multinomial(p, V, replacement=False)`` gives).
+    """
+    u = torch.rand(scores.shape, generator=generator, device=scores.device).clamp_min(torch.finfo(torch.float32).tiny)
+    keys = scores.detach().float() - torch.log(-torch.log(u))
+    visible = keys.topk(num_visible, dim=-1).indices
+    return torch.ones_like(keys).scatter_(-1, visible, 0.0)
+
+
+def adamae_loss(scores: Tensor, masks: Tensor, errors: Tensor) -> Tensor:
+    """AdaMAE's sampler loss ``-mean over masked tokens of log softmax(scores)_i * error_i`` (errors detached)."""
+    masked = masks.bool()
+    log_p = torch.log_softmax(scores.float(), dim=-1)
+    weighted = torch.where(masked, log_p * errors.detach().float(), torch.zeros_like(log_p))
+    return -weighted.sum() / masked.sum().clamp_min(1)
+
+
 class Reinforce(StepwiseAgent):
-    """REINFORCE with a baseline for K-of-N token masking (AdaMAE's estimator, exact log-probs).
+    """REINFORCE for K-of-N token masking: clip reward, exact token-level or AdaMAE's rule (module docstring).
 
     Args:
-        env: SB3 ``VecEnv`` with token observations ``(N, D)`` and a :class:`KOfNMask` action space.
+        env: SB3 ``VecEnv`` with token observations ``(N, D)`` and a :class:`KOfNMask` action space
+            (and ``info["token_error"]`` for the ``token`` and ``adamae`` rules; a :mod:`tats_env`
+            masking env gets its ``token_info`` switched on here).
         learning_rate: Adam learning rate of the sampler.
-        baseline: ``ema`` (moving average of past batch-mean rewards), ``value`` (learned clip
-            value, MSE-trained) or ``none``.
+        rule: ``clip``, ``token`` or ``adamae``.
+        direction: ``token`` rule only: ``show_hard`` or ``mask_hard`` (:data:`agents.token_credit.Direction`);
+            ``adamae`` is show-hard by construction and rejects ``mask_hard``.
+        advantage: ``token`` rule only: ``relative``, ``centered`` or ``raw`` per-token advantages.
+        baseline: ``clip`` rule only: ``ema`` (moving average of past batch-mean rewards), ``value``
+            (learned clip value, MSE-trained) or ``none``.
+
         baseline_decay: EMA factor of the ``ema`` baseline (``b <- decay * b + (1 - decay) * mean r``).
         ent_coef: weight of the entropy bonus (exact entropy of the K-subset distribution, nats).
         vf_coef: weight of the value loss (``value`` baseline only).
         max_grad_norm: gradient clipping of the sampler (None disables).
-        normalize_advantage: divide advantages by their batch standard deviation.
+        normalize_advantage: divide advantages by their batch standard deviation (``clip`` and ``token`` rules).
         policy_kwargs: :class:`TokenScoreNetConfig` fields (or a ``TokenScoreNetConfig``).
         seed: seeds torch/numpy, the env's clip stream and the mask sampler.
         device: torch device of the sampler network.
@@ -123,6 +164,9 @@ class Reinforce(StepwiseAgent):
         self,
         env: VecEnv,
         learning_rate: float = 3e-4,
+        rule: RuleKind = "clip",
+        direction: Direction = "show_hard",
+        advantage: AdvantageKind = "relative",
         baseline: BaselineKind = "ema",
         baseline_decay: float = 0.9,
         ent_coef: float = 0.0,
@@ -144,7 +188,18 @@ class Reinforce(StepwiseAgent):
             raise ValueError(f"unknown baseline {baseline!r}; choose 'ema', 'value' or 'none'")
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
+        if rule not in ("clip", "token", "adamae"):
+            raise ValueError(f"unknown rule {rule!r}; choose 'clip', 'token' or 'adamae'")
+        direction_sign(direction)  # validates
+        if rule == "adamae" and direction != "show_hard":
+            raise ValueError("AdaMAE's rule raises the visibility of hard tokens (show_hard); use rule='token' "
+                             "for mask_hard")
+        if rule != "clip":
+            enable_token_info(env)
         super().__init__(env, log_interval)
+        self.rule: RuleKind = rule
+        self.direction: Direction = direction
+        self.advantage: AdvantageKind = advantage
         self.k = space.k
         self.device = torch.device(device)
         self.baseline_kind = baseline
@@ -172,18 +227,34 @@ class Reinforce(StepwiseAgent):
         scores, values = self.policy(self._obs_tensor(obs))
         return KSubsetDistribution(scores, self.k, validate=False), values
 
+    def _masks(self, scores: Tensor, deterministic: bool = False) -> Tensor:
+        """Masks ``(B, N)`` float drawn by the rule's sampler (or its most likely mask)."""
+        num_tokens = scores.shape[-1]
+        if self.rule == "adamae":
+            if deterministic:
+                visible = scores.detach().topk(num_tokens - self.k, dim=-1).indices
+                return torch.ones_like(scores).scatter_(-1, visible, 0.0)
+            return adamae_sample(scores, num_tokens - self.k, self.generator)
+        dist = KSubsetDistribution(scores.detach(), self.k, validate=False)
+        return dist.mode() if deterministic else dist.sample(self.generator)
+
+    @torch.no_grad()
+    def predict_scores(self, observation: np.ndarray) -> Tensor:
+        """Per-token scores ``(B, N)``, higher = more likely masked (AdaMAE's visibility logits negated)."""
+        scores, _ = self.policy(self._obs_tensor(observation))
+        return -scores if self.rule == "adamae" else scores
+
     @torch.no_grad()
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = False) -> tuple[np.ndarray, None]:
         """Masks ``(B, N)`` int8 for observations ``(B, N, D)`` (SB3's ``predict`` signature).
 
-        ``deterministic`` returns the most likely mask (top-K scores).
+        ``deterministic`` returns the most likely mask (top-K masking scores).
         """
         obs = np.asarray(observation)
         single = obs.ndim == 2
-        dist, _ = self.distribution(obs[None] if single else obs)
-        masks = dist.mode() if deterministic else dist.sample(self.generator)
-        out = masks.cpu().numpy().astype(np.int8)
+        scores, _ = self.policy(self._obs_tensor(obs[None] if single else obs))
+        out = self._masks(scores, deterministic).cpu().numpy().astype(np.int8)
         return (out[0] if single else out), None
 
     def _baseline(self, values: Tensor) -> Tensor | float:
@@ -195,17 +266,39 @@ class Reinforce(StepwiseAgent):
             return 0.0 if self.ema_baseline is None else self.ema_baseline
         return 0.0
 
-    def train_step(self, dist: KSubsetDistribution, masks: Tensor, values: Tensor, rewards: Tensor) -> dict[str, float]:
-        """One gradient step on one batch of (mask, reward) pairs; returns the logged statistics."""
-        log_prob = dist.log_prob(masks)
+    def _token_rule_loss(self, dist: KSubsetDistribution, masks: Tensor, errors: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """``-(1/K) sum_{masked i} A_i log pi_i`` through the exact inclusion probabilities (ratio 1 at theta_old)."""
+        mask = masks.bool()
+        adv = token_advantages(errors, mask, self.direction, self.advantage)
+        if self.normalize_advantage and int(mask.sum()) > 1:
+            adv = adv / (adv[mask].std() + 1e-8)
+        inclusion = dist.inclusion_probs()
+        loss, _ = token_policy_loss(inclusion, inclusion.detach(), adv, mask, None)
+        return loss, {"advantage_std": float(adv[mask].std())}
+
+    def train_step(self, scores: Tensor, masks: Tensor, values: Tensor, rewards: Tensor,
+                   errors: Tensor | None = None) -> dict[str, float]:
+        """One gradient step on one batch; ``scores`` ``(B, N)`` with the graph, ``errors`` ``(B, N)``
+        per-token errors (``token``/``adamae`` rules). Returns the logged statistics."""
         baseline = self._baseline(values)
-        loss, advantage = reinforce_loss(log_prob, rewards, baseline, self.normalize_advantage)
-        stats = {"policy_loss": float(loss.detach()), "advantage_mean": float(advantage.mean())}
+        dist = KSubsetDistribution(scores, self.k, validate=False)
+        if self.rule == "clip":
+            loss, advantage = reinforce_loss(dist.log_prob(masks), rewards, baseline, self.normalize_advantage)
+            stats = {"advantage_mean": float(advantage.mean())}
+        elif errors is None:
+            raise ValueError(f"rule={self.rule!r} needs the per-token errors")
+        elif self.rule == "token":
+            loss, stats = self._token_rule_loss(dist, masks, errors)
+        else:
+            loss, stats = adamae_loss(scores, masks, errors), {}
+        stats["policy_loss"] = float(loss.detach())
         if self.ent_coef > 0:
-            entropy = dist.entropy().mean()
+            # AdaMAE's sampler: entropy of its softmax over tokens; otherwise the exact K-subset entropy.
+            log_p = torch.log_softmax(scores.float(), dim=-1)
+            entropy = (-(log_p.exp() * log_p).sum(-1) if self.rule == "adamae" else dist.entropy()).mean()
             loss = loss - self.ent_coef * entropy
             stats["entropy"] = float(entropy.detach())
-        if self.baseline_kind == "value":
+        if self.baseline_kind == "value" and self.rule == "clip":
             value_loss = nn.functional.mse_loss(values, rewards)
             loss = loss + self.vf_coef * value_loss
             stats["value_loss"] = float(value_loss.detach())
@@ -223,18 +316,21 @@ class Reinforce(StepwiseAgent):
         self.n_updates += 1
         return stats
 
-    def act(self, observation: np.ndarray) -> tuple[np.ndarray, tuple[KSubsetDistribution, Tensor, Tensor]]:
-        """Sample masks from the current policy (with the graph, for :meth:`update`)."""
+    def act(self, observation: np.ndarray) -> tuple[np.ndarray, tuple[Tensor, Tensor, Tensor]]:
+        """Sample masks with the rule's sampler; keeps the scores' graph for :meth:`update`."""
         self.policy.train()
-        dist, values = self.distribution(observation)
-        actions = dist.sample(self.generator)
-        return actions.cpu().numpy().astype(np.int8), (dist, actions, values)
+        scores, values = self.policy(self._obs_tensor(observation))
+        actions = self._masks(scores)
+        return actions.cpu().numpy().astype(np.int8), (scores, actions, values)
 
-    def update(self, context: tuple[KSubsetDistribution, Tensor, Tensor], rewards: np.ndarray,
+    def update(self, context: tuple[Tensor, Tensor, Tensor], rewards: np.ndarray,
                infos: list[dict[str, Any]]) -> dict[str, float]:
-        """One REINFORCE step on the batch just scored."""
-        dist, actions, values = context
-        return self.train_step(dist, actions, values, torch.as_tensor(rewards, device=self.device).float())
+        """One REINFORCE step on the batch just scored (per-token errors from ``infos`` for the token rules)."""
+        scores, actions, values = context
+        errors = None
+        if self.rule != "clip":
+            errors = torch.from_numpy(np.nan_to_num(token_errors_from_infos(infos))).to(self.device)
+        return self.train_step(scores, actions, values, torch.as_tensor(rewards, device=self.device).float(), errors)
 
     def state_dict(self) -> dict[str, Any]:
         """Network, optimizer and baseline state, for checkpoints."""

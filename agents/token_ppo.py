@@ -42,7 +42,8 @@ from agents.token_credit import AdvantageKind, Direction, bernoulli_kl, directio
 from agents.token_policy import CriticKind, TokenTATSPolicy
 from tats_env.env.spaces import KOfNMask
 
-__all__ = ["TokenRolloutBufferSamples", "TokenRolloutBuffer", "TokenPPO", "TokenPPOConfig", "enable_token_info"]
+__all__ = ["TokenRolloutBufferSamples", "TokenRolloutBuffer", "TokenPPO", "TokenPPOConfig", "enable_token_info",
+           "token_errors_from_infos"]
 
 
 class TokenRolloutBufferSamples(NamedTuple):
@@ -126,13 +127,27 @@ class _TokenRecorder(VecEnvWrapper):
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
-        if any("token_error" not in info for info in infos):
-            raise RuntimeError("TokenPPO needs per-token errors in info['token_error']: create the masking env "
-                               "with token_info=True (or set env.core.token_info = True)")
         inclusion = self.model.policy.rollout_inclusion
         assert inclusion is not None, "the policy did not record inclusion probabilities"
-        self.model.rollout_buffer.add_tokens(np.stack([info["token_error"] for info in infos]), inclusion)
+        self.model.rollout_buffer.add_tokens(token_errors_from_infos(infos), inclusion)
         return obs, rewards, dones, infos
+
+
+def token_errors_from_infos(infos: list[dict[str, Any]]) -> np.ndarray:
+    """The step's per-token errors ``(B, N)`` float32 (NaN at visible tokens) from ``info["token_error"]``.
+
+    When the rows are views of one ``(B, N)`` array (as the masking env hands them over), that
+    array is returned without a copy.
+    """
+    if any("token_error" not in info for info in infos):
+        raise RuntimeError("token-level learners need per-token errors in info['token_error']: create the masking "
+                           "env with token_info=True (or set env.core.token_info = True)")
+    rows = [info["token_error"] for info in infos]
+    base = rows[0].base
+    if (isinstance(base, np.ndarray) and base.shape == (len(rows), rows[0].shape[0])
+            and all(row.base is base and row.ctypes.data == base[i].ctypes.data for i, row in enumerate(rows))):
+        return base
+    return np.stack(rows).astype(np.float32, copy=False)
 
 
 def enable_token_info(env: VecEnv) -> bool:
