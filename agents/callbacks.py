@@ -14,11 +14,13 @@ from stable_baselines3.common.logger import Image
 from tats_env.env import masking_core
 from tats_env.visualize import mask_reconstruction_grid, save_png
 
-ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_recall")
+ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_recall", "motion_lift_show_hard",
+                 "motion_lift_mask_hard", "moving_static_error_ratio")
 
 
 class EnvStatsCallback(BaseCallback):
-    """Logs the env's MAE loss, reward, motion precision (with its random-mask baseline) and clips/s."""
+    """Logs the env's MAE loss, reward, motion precision (with its random-mask baseline), motion lift in both
+    directions, the moving/static error ratio and clips/s."""
 
     def _on_training_start(self) -> None:
         self._core = masking_core(self.training_env)
@@ -46,8 +48,22 @@ class EnvStatsCallback(BaseCallback):
         self.logger.record("env/skipped_videos", self._core.clips.skipped)
 
 
+def sampler_scores(model: Any, obs: np.ndarray) -> torch.Tensor | None:
+    """Per-token scores ``(B, N)`` (higher = more likely masked) when the sampler exposes them, else None.
+
+    Looks for ``predict_scores`` on the model (e.g. :class:`agents.reinforce.Reinforce`) or on its
+    policy (:class:`agents.TATSPolicy` and subclasses).
+    """
+    for owner in (model, getattr(model, "policy", None)):
+        predict = getattr(owner, "predict_scores", None)
+        if callable(predict):
+            return torch.as_tensor(predict(obs)).float()
+    return None
+
+
 class MaskImageCallback(BaseCallback):
-    """Every ``every`` clips: a PNG (and a TensorBoard image) of clips, the sampler's masks and reconstructions."""
+    """Every ``every`` clips: a PNG (and a TensorBoard image) of clips, the sampler's scores as a heat map,
+    its masks and the reconstructions."""
 
     def __init__(self, every: int, out_dir: str | Path, num_clips: int = 4, verbose: int = 0) -> None:
         super().__init__(verbose)
@@ -66,13 +82,13 @@ class MaskImageCallback(BaseCallback):
         return True
 
     def write(self, obs: np.ndarray) -> Path:
-        """Draw the current clips with the policy's deterministic masks; returns the PNG path."""
+        """Draw the current clips with the policy's deterministic masks (and scores); returns the PNG path."""
         core = masking_core(self.training_env)
         assert core.batch is not None
         actions, _ = self.model.predict(obs, deterministic=True)
         mask = torch.as_tensor(actions, device=core.device).bool()
         image = mask_reconstruction_grid(core.engine.model, core.batch["video"], mask, self.num_clips,
-                                         foreground=core.batch.get("foreground"))
+                                         foreground=core.batch.get("foreground"), scores=sampler_scores(self.model, obs))
         path = save_png(self.out_dir / f"masks_{self.num_timesteps:08d}.png", image)
         self.logger.record("images/masks_reconstructions", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
         return path

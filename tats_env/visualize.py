@@ -29,11 +29,15 @@ def mask_reconstruction_grid(
     num_clips: int = 4,
     num_frames: int = 4,
     foreground: Tensor | None = None,
+    scores: Tensor | None = None,
 ) -> np.ndarray:
     """An RGB ``uint8`` image ``(H, W, 3)``: per clip, a row each of input, masked input, reconstruction.
 
     Columns are ``num_frames`` evenly spaced frames. Masked patches are drawn grey; where
-    ``foreground`` ``(B, T, H, W)`` is given, the input row outlines moving pixels in red.
+    ``foreground`` ``(B, T, H, W)`` is given, the input row outlines moving pixels in red. With the
+    sampler's per-token ``scores`` ``(B, N)`` (higher = more likely masked) a heat-map row sits
+    between the input and the masked input: each clip's scores rescaled to its own min..max,
+    dark blue (low: kept visible) to yellow (high: masked), moving pixels outlined in red as above.
     """
     spec = model.spec
     videos, mask = videos[:num_clips], mask[:num_clips].to(videos.device)
@@ -44,6 +48,7 @@ def mask_reconstruction_grid(
     pixels = (videos.float() * model.pixel_std + model.pixel_mean).clamp(0, 1)
     hidden = _token_mask_to_pixels(mask, spec).unsqueeze(1)
     masked = torch.where(hidden, torch.full_like(pixels, 0.5), pixels)
+    heat = None if scores is None else _heat_map(scores[:num_clips].to(pixels.device), spec)
     if foreground is not None:
         fg = foreground[:num_clips].to(pixels.device).bool().unsqueeze(1)
         edge = fg & ~torch.nn.functional.max_pool3d(
@@ -51,13 +56,30 @@ def mask_reconstruction_grid(
         ).eq(0)
         red = torch.tensor([1.0, 0.0, 0.0], device=pixels.device).view(1, 3, 1, 1, 1)
         pixels = torch.where(edge, red.expand_as(pixels), pixels)
+        if heat is not None:
+            heat = torch.where(edge, red.expand_as(heat), heat)
     frames = torch.linspace(0, spec.num_frames - 1, num_frames).round().long()
+    panels = (pixels, masked, recon) if heat is None else (pixels, heat, masked, recon)
     rows = []
     for clip in range(videos.shape[0]):
-        for row in (pixels, masked, recon):
+        for row in panels:
             rows.append(torch.cat(list(row[clip][:, frames].permute(1, 0, 2, 3)), dim=2))  # C, H, F*W
     image = torch.cat(rows, dim=1)  # C, rows*H, F*W
     return (image.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def _heat_map(scores: Tensor, spec: VideoSpec) -> Tensor:
+    """Per-token scores ``(B, N)`` -> RGB ``(B, 3, T, H, W)`` in [0, 1], each clip on its own min..max."""
+    s = scores.float()
+    low, high = s.min(1, keepdim=True).values, s.max(1, keepdim=True).values
+    level = ((s - low) / (high - low).clamp_min(1e-12)).clamp(0, 1)
+    t, h, w = spec.grid
+    level = level.reshape(-1, t, h, w).repeat_interleave(spec.tubelet_size, 1)
+    level = level.repeat_interleave(spec.patch_size, 2).repeat_interleave(spec.patch_size, 3).unsqueeze(1)
+    # Dark blue (0.1, 0.1, 0.5) -> yellow (1, 0.9, 0.1): legible beside grey masks and red outlines.
+    start = torch.tensor([0.1, 0.1, 0.5], device=s.device).view(1, 3, 1, 1, 1)
+    end = torch.tensor([1.0, 0.9, 0.1], device=s.device).view(1, 3, 1, 1, 1)
+    return start + (end - start) * level
 
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:
