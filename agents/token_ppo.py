@@ -275,10 +275,10 @@ class TokenPPOConfig:
     """Adam learning rate of the sampler."""
     n_steps: int = 4
     """Env steps per rollout (rollout = n_steps * num_envs clips)."""
-    batch_size: int = 32
-    """Minibatch size in clips (each clip carries K per-token terms)."""
-    n_epochs: int = 1
-    """Passes over each rollout."""
+    batch_size: int = 8
+    """Minibatch size in clips (each clip carries K per-token terms, so small minibatches are not noisy)."""
+    n_epochs: int = 4
+    """Passes over each rollout (per-token clipping keeps the later passes close to the sampling policy)."""
     clip_range: float = 0.2
     """Per-token ratio clipping epsilon."""
     normalize_advantage: bool = True

@@ -1,4 +1,4 @@
-"""Cost of learning the masks: PPO+TATS co-training vs the plain MAE step with tube masking.
+"""Cost of learning the masks: PPO+TATS and token-level PPO+TATS co-training vs the plain MAE step (tube masks).
 
     python experiments/bench_tats.py                                   # tiny, CPU
     python experiments/bench_tats.py --preset base --num-envs 32 --device cuda
@@ -6,8 +6,11 @@
 Both candidates run the same env (same data, batch, MAE, device), built exactly as
 ``train_ppo.py`` builds it: (1) plain: every step the env's MAE trains on VideoMAE tube masks;
 (2) PPO+TATS: ``PPO(TATSPolicy)`` collects rollouts (sampler forward + the same MAE step) and
-updates the sampler. Prints clips/s and peak memory of both and the ratios (target: >= 0.7x
-clips/s at <= 1.2x memory). On the CPU each candidate runs in its own process.
+updates the sampler; (3) token-level PPO + TATS: :class:`agents.token_ppo.TokenPPO` with the same
+PPO hyperparameters and sampler network (per-token errors from the env, exact inclusion
+probabilities at collection and, with the graph, in every minibatch). Prints clips/s and peak
+memory of all three and the ratios (targets: PPO+TATS >= 0.7x clips/s of plain at <= 1.2x memory;
+token-level <= 1.1x the time per clip of scalar PPO). On the CPU each candidate runs in its own process.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from agents.registry import build_sampler
 from agents.training import TrainConfig, build_env, resolve_device
 from agents.bench.timing import StepStats, markdown_table, measure, run_isolated
+from agents.token_ppo import TokenPPOConfig
 from tats_env.commandline import parse
 from tats_env.mae.masking import tube_mask
 
@@ -65,6 +69,22 @@ def ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], N
     return build
 
 
+def token_ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
+    """Token-level PPO with the same PPO hyperparameters and network; one call = one rollout + update."""
+    def build() -> Callable[[], None]:
+        ppo = args.sampler.ppo
+        config = TokenPPOConfig(learning_rate=ppo.learning_rate, n_steps=ppo.n_steps, batch_size=ppo.batch_size,
+                                n_epochs=ppo.n_epochs, clip_range=ppo.clip_range, ent_coef=ppo.ent_coef,
+                                max_grad_norm=ppo.max_grad_norm, sampler=args.sampler.tats)
+        model = config.build(build_env(args, device), seed=args.env.seed, device=device)  # switches token_info on
+        rollout = ppo.n_steps * args.num_envs
+
+        def step() -> None:
+            model.learn(rollout, reset_num_timesteps=False)
+        return step
+    return build
+
+
 def run_candidate(name: str, args: Args) -> StepStats:
     """Measure one candidate (module level so it can run in a spawned process)."""
     device = resolve_device(args.device)
@@ -74,11 +94,12 @@ def run_candidate(name: str, args: Args) -> StepStats:
         steps = args.rollouts * n_steps
         return measure(name, plain_builder(args, device), device, args.num_envs, steps, args.warmup_rollouts * n_steps)
     rollout = n_steps * args.num_envs
-    return measure(name, ppo_builder(args, device), device, rollout, args.rollouts, args.warmup_rollouts)
+    builder = token_ppo_builder if name == "token-level PPO + TATS" else ppo_builder
+    return measure(name, builder(args, device), device, rollout, args.rollouts, args.warmup_rollouts)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run both candidates, print the table and ratios; returns the ratios and both candidates' rows."""
+    """Run the three candidates, print the table and ratios; returns the ratios and the candidates' rows."""
     args = parse(Args, argv)
     device = resolve_device(args.device)
     tats, ppo = args.sampler.tats, args.sampler.ppo
@@ -86,15 +107,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"sampler dim={tats.dim} depth={tats.depth} PPO n_steps={ppo.n_steps} "
           f"batch_size={ppo.batch_size} n_epochs={ppo.n_epochs}")
     results = []
-    for name in ("plain MAE step (tube)", "PPO + TATS co-training"):
+    for name in ("plain MAE step (tube)", "PPO + TATS co-training", "token-level PPO + TATS"):
         isolated = device.type == "cpu" and args.isolate
         results.append(run_isolated(run_candidate, name, args) if isolated else run_candidate(name, args))
     print(markdown_table([r.as_row() for r in results], ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]))
-    plain, tats = results
+    plain, tats, token = results
     speed = tats.clips_per_s / plain.clips_per_s
     memory = tats.peak_mem_mb / max(plain.peak_mem_mb, 1e-9)
     print(f"PPO+TATS / plain: clips/s {speed:.2f}x (target >= 0.7x), peak memory {memory:.2f}x (target <= 1.2x)")
-    return {"speed_ratio": speed, "memory_ratio": memory, "candidates": [r.as_row() for r in results]}
+    token_time = tats.clips_per_s / token.clips_per_s
+    token_memory = token.peak_mem_mb / max(tats.peak_mem_mb, 1e-9)
+    print(f"token-level / scalar PPO: time per clip {token_time:.2f}x (target <= 1.1x), peak memory {token_memory:.2f}x")
+    return {"speed_ratio": speed, "memory_ratio": memory, "token_time_ratio": token_time,
+            "token_memory_ratio": token_memory, "candidates": [r.as_row() for r in results]}
 
 
 if __name__ == "__main__":
