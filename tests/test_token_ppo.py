@@ -201,4 +201,4 @@ def test_drives_the_masking_env(synthetic_root):
     model.learn(8, callback=EnvStatsCallback())
     assert vec.engine.num_updates == 4
     assert np.isfinite(model.rollout_buffer.token_errors).all() and model.rollout_buffer.token_errors.max() > 0
-    assert "env/motion_lift_show_hard" in model.logger.name_to_value or model.num_timesteps == 8
+    np.testing.assert_allclose(model.rollout_buffer.old_inclusion.sum(1), 461, rtol=1e-4)
