@@ -14,8 +14,9 @@ What each process (rank) does, and what is shared:
   same AdamW step on the global batch (``num_envs x world size`` clips).
 * **The sampler's gradients** are averaged the same way, by DDP around the method that builds its
   loss (:func:`ddp_method`): ``policy.evaluate_actions`` for SB3's PPO/A2C (so SB3's
-  ``clip_grad_norm_`` sees the averaged gradient, and ``PPO.train`` stays untouched), the token
-  network's ``forward`` for :class:`agents.reinforce.Reinforce`. Weights therefore stay bit-identical
+  ``clip_grad_norm_`` sees the averaged gradient, and ``PPO.train`` stays untouched),
+  ``policy.evaluate_tokens`` for :class:`agents.token_ppo.TokenPPO`, the token network's
+  ``forward`` for :class:`agents.reinforce.Reinforce`. Weights therefore stay bit-identical
   across ranks; :func:`distributed_summary` checks that with a SHA-256 digest per rank.
 * **Data**: each rank streams its own shard of the videos with its own augmentation seed
   (:class:`tats_env.env.clips.ClipStream`); each rank's masks and PPO samples come from its own
@@ -48,6 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from agents.callbacks import MaskImageCallback
 from agents.fixed_masker import FixedMaskerAgent
 from agents.reinforce import Reinforce
+from agents.token_ppo import TokenPPO
 from tats_env.env.clips import process_shard, shard_seed
 from tats_env.env.engine import CoTrainingEngine
 
@@ -175,7 +177,9 @@ def distribute_engine(engine: CoTrainingEngine) -> None:
 def distribute_sampler(agent: Any, device: torch.device) -> None:
     """Average the sampler's gradients across ranks (fixed maskers have none); other learners raise."""
     # find_unused_parameters only where an output may stay out of the loss (no value loss / no value baseline).
-    if isinstance(agent, OnPolicyAlgorithm):  # PPO, A2C: the loss is built from evaluate_actions
+    if isinstance(agent, TokenPPO):  # token-level PPO builds its loss from evaluate_tokens, not evaluate_actions
+        ddp_method(agent.policy, "evaluate_tokens", device, find_unused_parameters=True)
+    elif isinstance(agent, OnPolicyAlgorithm):  # PPO, A2C: the loss is built from evaluate_actions
         ddp_method(agent.policy, "evaluate_actions", device, find_unused_parameters=agent.vf_coef == 0)
     elif isinstance(agent, Reinforce):
         ddp_method(agent.policy, "forward", device, find_unused_parameters=agent.baseline_kind != "value")

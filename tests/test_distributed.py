@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from agents.checkpoint import load_checkpoint
-from agents.distributed import ddp_method, replica_digest
+from agents.distributed import ddp_method, distribute_sampler, replica_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "train_ppo.py"
@@ -111,3 +111,38 @@ def test_ddp_method_broadcasts_weights_and_averages_gradients(tmp_path):
     for a, b, ref in zip(g0, g1, reference.parameters()):
         assert np.array_equal(a, b)
         torch.testing.assert_close(torch.from_numpy(a), ref.grad)
+
+
+def _token_ppo_worker(rank: int, init_file: str, results: "mp.Queue") -> None:
+    from agents.tats_network import TATSConfig
+    from agents.token_ppo import TokenPPOConfig
+    from token_bandit import bandit_vec_env
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        # Each rank: its own clips and its own initial weights; distribute_sampler must broadcast and average.
+        config = TokenPPOConfig(direction="mask_hard", n_steps=2, batch_size=8, n_epochs=2,
+                                sampler=TATSConfig(dim=16, num_heads=2))
+        model = config.build(bandit_vec_env(4, seed=rank), seed=rank, grid=(2, 4, 4), device="cpu")
+        distribute_sampler(model, torch.device("cpu"))
+        before = [p.detach().numpy().copy() for p in model.policy.parameters()]
+        model.learn(16)
+        results.put((rank, before, [p.detach().numpy().copy() for p in model.policy.parameters()]))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_token_ppo_replicas_average_their_token_gradients(tmp_path):
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_token_ppo_worker, args=(r, str(tmp_path / "init"), results)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    got = dict((r, rest) for r, *rest in (results.get(timeout=180) for _ in procs))
+    for p in procs:
+        p.join(60)
+    (start0, end0), (start1, end1) = got[0], got[1]
+    assert all(np.array_equal(a, b) for a, b in zip(start0, start1))  # rank 0's weights broadcast
+    assert any(not np.array_equal(a, b) for a, b in zip(start0, end0))  # they trained
+    assert all(np.array_equal(a, b) for a, b in zip(end0, end1))  # on averaged gradients: still identical
