@@ -127,11 +127,13 @@ def adamae_sample(scores: Tensor, num_visible: int, generator: torch.Generator |
 
 
 def adamae_loss(scores: Tensor, masks: Tensor, errors: Tensor) -> Tensor:
-    """AdaMAE's sampler loss ``-mean over masked tokens of log softmax(scores)_i * error_i`` (errors detached)."""
+    """AdaMAE's sampler loss ``-mean over masked tokens of log softmax(scores)_i * error_i`` (errors detached;
+    values at visible tokens, e.g. NaN, are ignored)."""
     masked = masks.bool()
     log_p = torch.log_softmax(scores.float(), dim=-1)
-    weighted = torch.where(masked, log_p * errors.detach().float(), torch.zeros_like(log_p))
-    return -weighted.sum() / masked.sum().clamp_min(1)
+    # Zero the visible tokens' errors before the product: a NaN there would poison the gradient.
+    weights = torch.where(masked, errors.detach().float(), torch.zeros_like(log_p))
+    return -(log_p * weights).sum() / masked.sum().clamp_min(1)
 
 
 class Reinforce(StepwiseAgent):
@@ -329,7 +331,7 @@ class Reinforce(StepwiseAgent):
         scores, actions, values = context
         errors = None
         if self.rule != "clip":
-            errors = torch.from_numpy(np.nan_to_num(token_errors_from_infos(infos))).to(self.device)
+            errors = torch.from_numpy(np.array(token_errors_from_infos(infos), dtype=np.float32)).to(self.device)
         return self.train_step(scores, actions, values, torch.as_tensor(rewards, device=self.device).float(), errors)
 
     def state_dict(self) -> dict[str, Any]:

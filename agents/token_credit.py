@@ -74,10 +74,16 @@ def token_advantages(errors: Tensor, mask: Tensor, direction: Direction = "show_
         direction: sign convention, see :data:`Direction`.
         kind: baseline and scale, see :data:`AdvantageKind`. ``ebar`` is the clip's mean masked
             error, so ``relative`` and ``centered`` advantages average to 0 over a clip's masked tokens.
+
+    A clip with a non-finite error at a masked token (a diverged MAE step, whose reward the env
+    zeroes too) gets no credit: all its advantages are 0.
     """
     mask = mask.bool()
     dtype = torch.promote_types(errors.dtype, torch.float32)  # half -> float32; float64 stays
-    e = torch.where(mask, errors.to(dtype), torch.zeros((), dtype=dtype, device=errors.device))
+    errors = errors.to(dtype)
+    clip_ok = (torch.isfinite(errors) | ~mask).all(1, keepdim=True)
+    mask = mask & clip_ok
+    e = torch.where(mask, errors, torch.zeros((), dtype=dtype, device=errors.device))
     if kind == "raw":
         adv = e
     else:

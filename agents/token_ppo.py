@@ -56,7 +56,7 @@ class TokenRolloutBufferSamples(NamedTuple):
     advantages: Tensor
     returns: Tensor
     token_errors: Tensor
-    """``(batch, N)`` per-token errors (0 at visible tokens)."""
+    """``(batch, N)`` per-token errors (NaN at visible tokens)."""
     old_inclusion: Tensor
     """``(batch, N)`` inclusion probabilities of the policy that sampled the masks."""
 
@@ -87,10 +87,10 @@ class TokenRolloutBuffer(RolloutBuffer):
         super().reset()
 
     def add_tokens(self, errors: np.ndarray, inclusion: Tensor | np.ndarray) -> None:
-        """Per-token errors ``(n_envs, N)`` (NaN/any value at visible tokens -> 0) and old inclusion probabilities."""
+        """Per-token errors ``(n_envs, N)`` as the env reports them (NaN at visible tokens) and old inclusion probabilities."""
         if self.full:
             raise RuntimeError("the token rollout buffer is full; call reset() first")
-        self.token_errors[self.pos] = np.nan_to_num(errors, nan=0.0)
+        self.token_errors[self.pos] = errors
         if isinstance(inclusion, Tensor):
             inclusion = inclusion.detach().cpu().numpy()
         self.old_inclusion[self.pos] = inclusion
