@@ -11,7 +11,8 @@ candidates inside their part's process to save start-ups):
 * ``data``: generate the embedded synthetic dataset (only with ``--data synthetic``);
 * ``mae``: ``experiments/bench_mae.py`` at ``base`` 16x224x224, batch 64, tube 0.9, beside
   ``transformers.VideoMAEForPreTraining`` (clips/s, peak memory, ratio);
-* ``tats``: ``experiments/bench_tats.py`` at ``base``: PPO+TATS co-training vs the plain MAE step;
+* ``tats``: ``experiments/bench_tats.py`` at ``base``: PPO+TATS and token-level PPO+TATS co-training vs
+  the plain MAE step;
 * ``main``: the main job (``train_ppo.py``'s :class:`agents.training.CoTrainer`) at ``small``,
   stopped after ``--main-train-s`` seconds of sampler training, then checkpointed and exported;
 * ``decode``: decord decoding of the 3 real clips (``tests/data/*.mp4``), one thread per reader,
@@ -131,7 +132,7 @@ def part_mae(argv: list[str]) -> dict[str, Any]:
 
 
 def part_tats(argv: list[str]) -> dict[str, Any]:
-    """``bench_tats.py`` with ``argv``: both candidates' rows and the ratios PPO+TATS / plain."""
+    """``bench_tats.py`` with ``argv``: the candidates' rows, PPO+TATS / plain and token-level / scalar PPO ratios."""
     import bench_tats
 
     return {"argv": argv, **bench_tats.main(argv)}
@@ -214,7 +215,8 @@ def plan(cfg: SuiteConfig, device: str) -> list[tuple[Part, str, Callable[..., A
         ("data", "the synthetic dataset, generated on first use", part_data, (), cfg.data_budget_s),
         ("mae", "our VideoMAE step vs transformers.VideoMAEForPreTraining (tube 0.9)", part_mae,
          ([*mae, "--mask-ratio", "0.9", "--device", device],), cfg.mae_budget_s),
-        ("tats", "PPO+TATS co-training vs the plain MAE step (tube masks)", part_tats, ([*tats, *shared],),
+        ("tats", "PPO+TATS and token-level PPO+TATS co-training vs the plain MAE step (tube masks)", part_tats,
+         ([*tats, *shared],),
          cfg.tats_budget_s),
         ("main", f"the main job, sampler phase stopped after {cfg.main_train_s if not dry else 2:g} s", part_main,
          ([*main, *shared], 2.0 if dry else cfg.main_train_s), cfg.main_budget_s),
@@ -245,7 +247,8 @@ def _part_markdown(entry: dict[str, Any]) -> list[str]:
     columns = ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]
     if "candidates" in result:
         lines += [markdown_table(result["candidates"], columns), ""]
-    for key in ("clips_per_s_ratio", "peak_memory_ratio", "speed_ratio", "memory_ratio"):
+    for key in ("clips_per_s_ratio", "peak_memory_ratio", "speed_ratio", "memory_ratio", "token_time_ratio",
+                "token_memory_ratio"):
         if key in result:
             lines.append(f"- {key}: {result[key]:.2f}x")
     if "summary" in result:
