@@ -12,6 +12,7 @@ the moving/static error ratio and the MAE loss, plus wall time and clips/s.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -55,18 +56,18 @@ class LiftRun:
     """Clips per env step."""
     warmup_clips: int = 800
     """Clips of MAE warm-up on random masks before the sampler starts."""
-    rl_clips: int = 4000
+    rl_clips: int = 3200
     """Clips of co-training with the sampler (the quarters are taken over these)."""
     mae_lr: float = 2e-3
     """MAE peak learning rate."""
-    learning_rate: float = 1e-3
-    """Sampler learning rate."""
-    n_steps: int = 4
-    """PPO: env steps per rollout."""
-    batch_size: int = 32
-    """PPO: minibatch size in clips."""
-    n_epochs: int = 1
-    """PPO: passes per rollout."""
+    learning_rate: float | None = None
+    """Sampler learning rate (None: the method's default, 1e-3 everywhere)."""
+    n_steps: int | None = None
+    """PPO: env steps per rollout (None: 4)."""
+    batch_size: int | None = None
+    """PPO: minibatch size in clips (None: token_ppo's default 8; 32 = the whole rollout for scalar ppo)."""
+    n_epochs: int | None = None
+    """PPO: passes per rollout (None: token_ppo's default 4; 1 for scalar ppo)."""
     sampler_dim: int = 32
     """Width of the sampler network."""
     reward_baseline: Literal["none", "random"] = "random"
@@ -94,16 +95,18 @@ def build_env(run: LiftRun) -> VideoMaskingVecEnv:
 def build_sampler(run: LiftRun, env: VideoMaskingVecEnv) -> Any:
     """The sampler under test on ``env``."""
     tats = TATSConfig(dim=run.sampler_dim, depth=1, num_heads=2, share_trunk=run.share_trunk)
+    given = {k: v for k, v in (("learning_rate", run.learning_rate), ("n_steps", run.n_steps),
+                               ("batch_size", run.batch_size), ("n_epochs", run.n_epochs)) if v is not None}
     if run.method == "token_ppo":
-        return TokenPPOConfig(direction=run.direction, learning_rate=run.learning_rate, n_steps=run.n_steps,
-                              batch_size=run.batch_size, n_epochs=run.n_epochs, sampler=tats).build(env, seed=run.seed, device="cpu")
+        config = dataclasses.replace(TokenPPOConfig(direction=run.direction, sampler=tats), **given)
+        return config.build(env, seed=run.seed, device="cpu")
     if run.method == "ppo":
-        return PPO(TATSPolicy, env, learning_rate=run.learning_rate, n_steps=run.n_steps, batch_size=run.batch_size,
-                   n_epochs=run.n_epochs, gamma=0.0, gae_lambda=1.0, seed=run.seed, device="cpu",
+        ppo = {"learning_rate": 1e-3, "n_steps": 4, "batch_size": 32, "n_epochs": 1, **given}
+        return PPO(TATSPolicy, env, gamma=0.0, gae_lambda=1.0, seed=run.seed, device="cpu", **ppo,
                    policy_kwargs={"tats_config": tats, "grid": env.core.spec.grid, "entropy_grad": False})
     rule = run.method.removeprefix("reinforce_")
-    return Reinforce(env, learning_rate=run.learning_rate, rule=rule, direction=run.direction,  # type: ignore[arg-type]
-                     policy_kwargs={"dim": run.sampler_dim, "num_heads": 2}, seed=run.seed)
+    return Reinforce(env, learning_rate=given.get("learning_rate", 1e-3), rule=rule,  # type: ignore[arg-type]
+                     direction=run.direction, policy_kwargs={"dim": run.sampler_dim, "num_heads": 2}, seed=run.seed)
 
 
 def main(run: LiftRun) -> dict[str, Any]:
