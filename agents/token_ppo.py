@@ -23,7 +23,7 @@ typed config, ``TokenPPOConfig(...).build(env, seed=0)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generator, NamedTuple
+from typing import Any, ClassVar, Generator, NamedTuple
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
@@ -174,6 +175,7 @@ class TokenPPO(PPO):
             ``clip_range`` clips every token's ratio).
     """
 
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"TokenTATSPolicy": TokenTATSPolicy}
     rollout_buffer: TokenRolloutBuffer
     policy: TokenTATSPolicy
 
