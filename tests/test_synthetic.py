@@ -12,10 +12,13 @@ from pathlib import Path
 import decord
 import numpy as np
 import pytest
+import torch
 
 import tats_env.data.synthetic as synthetic
 from tats_env.data.listfile import foreground_path, read_list_file
-from tats_env.data.render import MOTIONS, render_clip
+from tats_env.data.render import MOTIONS, camera_speed, mover_speed, plan_clip, render_clip, render_plan
+from tats_env.config import VideoSpec
+from tats_env.mae.masking import token_foreground
 from tats_env.data.synthetic import SyntheticConfig, default_root, ensure_synthetic_dataset
 
 SMALL = SyntheticConfig(num_classes=12, train_per_class=2, val_per_class=1, num_frames=16, size=40)
@@ -104,6 +107,54 @@ def test_foreground_is_nonempty_and_moves_as_the_class_says(small_root: Path) ->
             assert (spread[1] < spread[0]) == (motion == "approach"), record.path.name
         elif motion.startswith("orbit"):
             assert np.linalg.norm(_centroid(fg[8]) - _centroid(fg[0])) > 3
+
+
+def test_classes_move_well_above_the_camera_drift():
+    """Separable by construction: every class's own motion dwarfs the (smooth) camera drift."""
+    for motion in MOTIONS:
+        for seed in range(6):
+            plan = plan_clip(motion, 16, 64, np.random.default_rng(seed))
+            own, drift = mover_speed(plan), camera_speed(plan)
+            assert drift.max() < 0.25, (motion, seed, drift.max())  # low-pass: never frame-to-frame shake
+            assert own.mean() > 0.35 and own.mean() > 3 * drift.max(), (motion, seed, own.mean(), drift.max())
+    # The drift is smooth: consecutive steps differ far less than the steps themselves.
+    plan = plan_clip("grow", 32, 64, np.random.default_rng(1))
+    steps = np.diff(plan.camera, axis=0)
+    assert np.abs(np.diff(steps, axis=0)).max() < 0.05
+
+
+def test_rotation_and_orbit_direction_follow_the_class():
+    for motion, sign in (("rotate_cw", 1), ("rotate_ccw", -1)):
+        angle = plan_clip(motion, 16, 64, np.random.default_rng(0)).layers[-1][0]["angle"]
+        assert np.all(np.sign(np.diff(angle)) == sign)
+    for motion, sign in (("orbit_cw", 1), ("orbit_ccw", -1)):
+        pos = plan_clip(motion, 16, 64, np.random.default_rng(0)).layers[-1][0]["pos"]
+        rel = pos - pos.mean(0)
+        cross = rel[:-1, 0] * rel[1:, 1] - rel[:-1, 1] * rel[1:, 0]  # > 0: clockwise on screen (y down)
+        assert np.all(np.sign(cross) == sign)
+
+
+def test_foreground_is_exactly_the_visible_moving_pixels():
+    for motion in MOTIONS[:12]:
+        plan = plan_clip(motion, 16, 64, np.random.default_rng(3))
+        frames, fg = render_plan(plan)
+        still = render_plan(plan.__class__(**{**plan.__dict__, "layers": [l for l in plan.layers if not l[2]]}))[0]
+        differs = (frames != still).any(-1)
+        assert not (differs & ~fg).any()  # nothing outside the mask changed when the movers are removed
+        assert (fg & ~differs).mean() < 0.002  # and the mask holds no pixel the movers do not paint
+        plan.camera[:] = 0.0  # without the drift, only moving objects change pixels between frames
+        frames, fg = render_plan(plan)
+        changed = (frames[1:] != frames[:-1]).any(-1)
+        assert not (changed & ~(fg[1:] | fg[:-1])).any(), motion
+        assert changed.any()
+
+
+def test_movers_cover_a_real_share_of_the_tokens():
+    spec = VideoSpec(num_frames=16, image_size=64, patch_size=8, tubelet_size=2)
+    for motion in MOTIONS[:12]:
+        fg = np.stack([render_clip(motion, 16, 64, np.random.default_rng(s))[1] for s in range(8)])
+        share = token_foreground(torch.from_numpy(fg), spec).float().mean().item()
+        assert 0.06 < share < 0.25, (motion, share)
 
 
 def test_cache_is_reused_and_regenerated_on_change(small_root: Path, tmp_path: Path) -> None:

@@ -1,15 +1,26 @@
 """Procedural motion clips for the synthetic dataset: numpy rendering of moving textured shapes.
 
 Every clip shows two random objects (shape, colours, texture) on a random textured background
-under a small camera shake; the class is defined only by how the object(s) move. In
+seen by a slowly drifting camera; the class is defined only by how the object(s) move. In
 single-mover classes the second object stays still (a distractor), so object count, shape,
 colour and texture carry no class information; the foreground mask covers the *moving*
 objects only. Textures live in object coordinates, so they rotate and scale with the object.
 
-All frames are rendered at once from ``(T, S, S)`` coordinate grids; no per-pixel loops.
+Motion is sized for the `tiny` token grid: movers are large (their tokens are roughly a tenth
+of all tokens) and move about a patch (8 px at 64x64) or more over every quarter of the clip,
+while the camera drift is smooth (one low-frequency sine per axis, at most ~0.25 px between
+frames), so no class's motion hides under it. The speeds scale with the frame size and the
+number of frames (displacements are fractions of the frame side over the whole clip).
+
+All frames are rendered at once from ``(T, S, S)`` coordinate grids, background included (so the
+camera drift is sub-pixel and smooth); no per-pixel loops. :func:`plan_clip` draws every random
+choice of a clip, :func:`render_plan` draws the pixels, :func:`mover_speed` and
+:func:`camera_speed` report the motion that defines the class and the drift it must beat.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,8 +39,13 @@ _DIRECTIONS: dict[str, tuple[float, float]] = {
     "right": (1.0, 0.0), "left": (-1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0),
     "up_right": (1.0, -1.0), "down_left": (-1.0, 1.0), "up_left": (-1.0, -1.0), "down_right": (1.0, 1.0),
 }
-_JITTER = 2  # camera shake: at most this many pixels in x and y
-_RADIUS = (0.09, 0.15)  # object circumradius range as a fraction of the frame side, for every class
+# Object circumradius ranges as fractions of the frame side. Single movers and the still
+# distractor share one range, so size says nothing about the class; the two objects of
+# approach/separate are smaller to leave room for their travel.
+_RADIUS = (0.17, 0.23)
+_PAIR_RADIUS = (0.12, 0.15)
+_CAMERA_AMPLITUDE = 0.75  # px, peak camera offset per axis
+_CAMERA_CYCLES = (0.2, 0.6)  # sine cycles per clip: low-pass drift, never frame-to-frame shake
 
 
 def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -96,31 +112,50 @@ class _Object:
         return self.c1 * (1 - mix[..., None]) + self.c2 * mix[..., None]
 
 
-def _background(rng: np.random.Generator, side: int) -> np.ndarray:
-    """A random low-contrast textured background ``(side, side, 3)`` float 0-255."""
-    base = rng.uniform(30, 225, 3)
-    other = np.clip(base + rng.uniform(-60, 60, 3), 0, 255)
-    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
-    kind = int(rng.integers(4))
-    if kind == 0:  # smooth colour noise: a coarse random grid, bilinearly upsampled
-        cells = int(rng.integers(3, 7))
-        grid = rng.random((cells + 1, cells + 1))
-        gy, gx = y * cells, x * cells
-        y0, x0 = np.floor(gy).astype(np.int64), np.floor(gx).astype(np.int64)
-        fy, fx = gy - y0, gx - x0
-        mix = (grid[y0, x0] * (1 - fy) * (1 - fx) + grid[y0 + 1, x0] * fy * (1 - fx)
-               + grid[y0, x0 + 1] * (1 - fy) * fx + grid[y0 + 1, x0 + 1] * fy * fx)
-    elif kind == 1:  # stripes at a random angle
-        angle = rng.uniform(0, np.pi)
-        mix = (np.sin(2 * np.pi * rng.uniform(2, 6) * (x * np.cos(angle) + y * np.sin(angle))) > 0) * 1.0
-    elif kind == 2:  # checkerboard
-        n = rng.uniform(3, 8)
-        mix = (np.floor(n * x) + np.floor(n * y)) % 2
-    else:  # linear gradient
-        angle = rng.uniform(0, 2 * np.pi)
-        ramp = x * np.cos(angle) + y * np.sin(angle)
-        mix = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
-    return base * (1 - mix[..., None]) + other * mix[..., None]
+class _Background:
+    """A random low-contrast texture, evaluated at any scene coordinates (fractions of the frame side)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.base = rng.uniform(30, 225, 3)
+        self.other = np.clip(self.base + rng.uniform(-60, 60, 3), 0, 255)
+        self.kind = int(rng.integers(4))
+        if self.kind == 0:  # smooth colour noise: a coarse random grid, bilinearly interpolated
+            self.cells = int(rng.integers(3, 7))
+            self.grid = rng.random((self.cells + 2, self.cells + 2))
+        elif self.kind == 1:  # stripes at a random angle
+            self.angle, self.freq = rng.uniform(0, np.pi), rng.uniform(2, 6)
+        elif self.kind == 2:  # checkerboard
+            self.freq = rng.uniform(3, 8)
+        else:  # linear gradient
+            self.angle = rng.uniform(0, 2 * np.pi)
+
+    @property
+    def mean_colour(self) -> np.ndarray:
+        """Rough average RGB (what object colours keep their distance from)."""
+        return (self.base + self.other) / 2
+
+    def paint(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """RGB float ``(..., 3)`` at scene coordinates ``x, y`` (0-1 across the frame, may overshoot)."""
+        if self.kind == 0:
+            gx = np.clip(x, 0.0, 1.0) * self.cells
+            gy = np.clip(y, 0.0, 1.0) * self.cells
+            x0, y0 = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
+            fx, fy = gx - x0, gy - y0
+            g = self.grid
+            mix = (g[y0, x0] * (1 - fy) * (1 - fx) + g[y0 + 1, x0] * fy * (1 - fx)
+                   + g[y0, x0 + 1] * (1 - fy) * fx + g[y0 + 1, x0 + 1] * fy * fx)
+        elif self.kind == 1:
+            phase = x * np.cos(self.angle) + y * np.sin(self.angle)
+            mix = (np.sin(2 * np.pi * self.freq * phase) > 0).astype(np.float32)
+        elif self.kind == 2:
+            mix = ((np.floor(self.freq * x) + np.floor(self.freq * y)) % 2).astype(np.float32)
+        else:
+            # Ramp across the unit square, 0 at one corner and 1 at the opposite one.
+            c, s = np.cos(self.angle), np.sin(self.angle)
+            lo = min(0.0, c) + min(0.0, s)
+            mix = np.clip((x * c + y * s - lo) / (abs(c) + abs(s)), 0.0, 1.0)
+        base = self.base.astype(np.float32)
+        return base + (self.other - self.base).astype(np.float32) * mix[..., None].astype(np.float32)
 
 
 def _trajectories(motion: str, rng: np.random.Generator, tau: np.ndarray, size: int) -> list[dict[str, np.ndarray]]:
@@ -128,6 +163,8 @@ def _trajectories(motion: str, rng: np.random.Generator, tau: np.ndarray, size: 
 
     ``tau`` runs from -0.5 to 0.5 over the clip; trajectories are symmetric around the clip
     middle so the mid-clip position/size distribution does not depend on the class.
+    Displacements are fractions of ``size`` over the whole clip, so speed per frame grows as
+    clips get shorter.
     """
     t = len(tau)
     angle0 = rng.uniform(0, 2 * np.pi)
@@ -141,27 +178,29 @@ def _trajectories(motion: str, rng: np.random.Generator, tau: np.ndarray, size: 
         d = np.array(_DIRECTIONS[motion[len("translate_"):]])
         d /= np.linalg.norm(d)
         radius = size * rng.uniform(*_RADIUS)
-        travel = size * rng.uniform(0.3, 0.5)
+        travel = size * rng.uniform(0.42, 0.5)
         c = centre(radius + abs(d[0]) * travel / 2, radius + abs(d[1]) * travel / 2)
         return [{"pos": c + np.outer(tau * travel, d), "angle": angle0 * const, "radius": radius * const}]
     if motion.startswith("rotate_"):
         sign = 1.0 if motion == "rotate_cw" else -1.0  # +angle is clockwise on screen (y points down)
-        total = min(rng.uniform(0.6, 1.2) * np.pi, np.deg2rad(10.0) * (t - 1))
+        # At most 10 degrees between frames: well below half of any shape's symmetry angle (30 deg
+        # for the hexagon), so the direction of rotation is never aliased.
+        total = min(rng.uniform(0.55, 0.8) * np.pi, np.deg2rad(10.0) * (t - 1))
         radius = size * rng.uniform(*_RADIUS)
         c = centre(radius, radius)
         return [{"pos": np.tile(c, (t, 1)), "angle": angle0 + sign * total * tau, "radius": radius * const}]
     if motion in ("grow", "shrink"):
         sign = 1.0 if motion == "grow" else -1.0
-        factor = rng.uniform(1.8, 2.6)
-        r_mid = size * rng.uniform(*_RADIUS)
+        factor = rng.uniform(3.5, 4.5)
+        r_mid = size * rng.uniform(0.13, 0.16)
         radii = r_mid * factor ** (sign * tau)
         c = centre(radii.max(), radii.max())
         return [{"pos": np.tile(c, (t, 1)), "angle": angle0 * const, "radius": radii}]
     if motion in ("approach", "separate"):
         sign = -1.0 if motion == "approach" else 1.0
-        r1, r2 = size * rng.uniform(*_RADIUS, 2)
-        near = (r1 + r2) * rng.uniform(1.0, 1.3)
-        far = near + size * rng.uniform(0.25, 0.4)
+        r1, r2 = size * rng.uniform(*_PAIR_RADIUS, 2)
+        near = (r1 + r2) * rng.uniform(0.9, 1.1)
+        far = min(near + size * rng.uniform(0.4, 0.5), size - 2 * max(r1, r2) - 2)
         dist = (near + far) / 2 + sign * (far - near) * tau
         axis_angle = rng.uniform(0, 2 * np.pi)
         axis = np.array([np.cos(axis_angle), np.sin(axis_angle)])
@@ -172,9 +211,9 @@ def _trajectories(motion: str, rng: np.random.Generator, tau: np.ndarray, size: 
         ]
     if motion in ("orbit_cw", "orbit_ccw"):
         sign = 1.0 if motion == "orbit_cw" else -1.0
-        radius = size * rng.uniform(*_RADIUS)
-        orbit = size * rng.uniform(0.16, 0.26)
-        sweep = min(rng.uniform(0.8, 1.4) * np.pi, np.deg2rad(20.0) * (t - 1))
+        radius = size * rng.uniform(0.15, 0.19)
+        orbit = size * rng.uniform(0.17, 0.21)
+        sweep = min(rng.uniform(0.8, 1.2) * np.pi, np.deg2rad(20.0) * (t - 1))
         theta = rng.uniform(0, 2 * np.pi) + sign * sweep * tau
         c = centre(orbit + radius, orbit + radius)
         pos = c + orbit * np.stack([np.cos(theta), np.sin(theta)], axis=1)
@@ -190,9 +229,81 @@ def _still_trajectory(rng: np.random.Generator, size: int, num_frames: int) -> d
     return {"pos": np.tile(spot, (num_frames, 1)), "angle": rng.uniform(0, 2 * np.pi) * ones, "radius": radius * ones}
 
 
+def _camera_path(rng: np.random.Generator, num_frames: int) -> np.ndarray:
+    """Smooth camera offset ``(T, 2)`` in pixels: one slow sine per axis, random phase and amplitude."""
+    tau = np.linspace(0.0, 1.0, num_frames)[:, None]
+    amplitude = rng.uniform(0.0, _CAMERA_AMPLITUDE, 2)
+    cycles = rng.uniform(*_CAMERA_CYCLES, 2)
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    return amplitude * np.sin(2 * np.pi * cycles * tau + phase)
+
+
+@dataclass
+class ClipPlan:
+    """Every random choice of one clip: background, objects with their trajectories, camera path."""
+
+    motion: str
+    """The class."""
+    size: int
+    """Frame side in pixels."""
+    background: _Background
+    """The scene behind the objects."""
+    layers: list[tuple[dict[str, np.ndarray], _Object, bool]]
+    """``(trajectory, appearance, moving)`` back to front; trajectories in scene pixels."""
+    camera: np.ndarray
+    """``(T, 2)`` camera offset (x, y) in pixels; the scene appears shifted by minus this."""
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in the clip."""
+        return len(self.camera)
+
+
+def plan_clip(motion: str, num_frames: int, size: int, rng: np.random.Generator) -> ClipPlan:
+    """Draw the background, objects, trajectories and camera path of a clip of class ``motion``."""
+    if motion not in MOTIONS:
+        raise ValueError(f"unknown motion {motion!r}; choose one of {MOTIONS}")
+    if num_frames < 2 or size < 8:
+        raise ValueError(f"need num_frames >= 2 and size >= 8, got {num_frames} and {size}")
+    tau = np.linspace(-0.5, 0.5, num_frames)
+    background = _Background(rng)
+    movers = _trajectories(motion, rng, tau, size)
+    bg_mean = background.mean_colour
+    layers = [(traj, _Object(rng, bg_mean), True) for traj in movers]
+    if len(layers) == 1:  # a still distractor, drawn behind the mover, keeps two objects in every clip
+        layers.insert(0, (_still_trajectory(rng, size, num_frames), _Object(rng, bg_mean), False))
+    return ClipPlan(motion, size, background, layers, _camera_path(rng, num_frames))
+
+
 def _column(values: np.ndarray) -> np.ndarray:
     """Per-frame values ``(T,)`` as a float32 ``(T, 1, 1)`` column that broadcasts over pixels."""
     return np.asarray(values, dtype=np.float32)[:, None, None]
+
+
+def _object_coords(traj: dict[str, np.ndarray], camera: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Object coordinates ``(u, v)`` ``(T, S, S)`` of every pixel: undo camera, translation, rotation, scale."""
+    cx, cy = _column(traj["pos"][:, 0] - camera[:, 0]), _column(traj["pos"][:, 1] - camera[:, 1])
+    cos, sin, rad = _column(np.cos(traj["angle"])), _column(np.sin(traj["angle"])), _column(traj["radius"])
+    dx, dy = xs[None] - cx, ys[None] - cy
+    return (dx * cos + dy * sin) / rad, (-dx * sin + dy * cos) / rad
+
+
+def render_plan(plan: ClipPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of a planned clip: ``frames`` uint8 ``(T, S, S, 3)`` and foreground bool ``(T, S, S)``."""
+    size, camera = plan.size, plan.camera
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    scene_x = (xs[None] + _column(camera[:, 0])) / size
+    scene_y = (ys[None] + _column(camera[:, 1])) / size
+    frames = plan.background.paint(scene_x, scene_y).astype(np.float32)  # (T, S, S, 3)
+    foreground = np.zeros((plan.num_frames, size, size), dtype=bool)
+    for traj, obj, moving in plan.layers:
+        u, v = _object_coords(traj, camera, xs, ys)
+        inside = _shape_mask(obj.shape, u, v)
+        frames[inside] = obj.paint(u[inside], v[inside])  # texture only where the object is
+        if moving:
+            foreground |= inside
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), foreground
 
 
 def render_clip(
@@ -204,34 +315,37 @@ def render_clip(
         ``frames`` uint8 ``(num_frames, size, size, 3)`` and ``foreground`` bool
         ``(num_frames, size, size)``: the pixels of the moving object(s) in each frame.
     """
-    if motion not in MOTIONS:
-        raise ValueError(f"unknown motion {motion!r}; choose one of {MOTIONS}")
-    tau = np.linspace(-0.5, 0.5, num_frames)
-    side = size + 2 * _JITTER
-    background = _background(rng, side).astype(np.float32)
-    movers = _trajectories(motion, rng, tau, size)
-    bg_mean = background.mean(axis=(0, 1))
-    layers = [(traj, _Object(rng, bg_mean), True) for traj in movers]
-    if len(layers) == 1:  # a still distractor, drawn behind the mover, keeps two objects in every clip
-        layers.insert(0, (_still_trajectory(rng, size, num_frames), _Object(rng, bg_mean), False))
-    shake = np.clip(np.round(rng.normal(0.0, 0.7, (num_frames, 2))), -_JITTER, _JITTER).astype(np.int64)
+    return render_plan(plan_clip(motion, num_frames, size, rng))
 
-    # Background: one crop of the oversized canvas per frame, shifted by the camera shake.
-    rows = _JITTER + shake[:, 1, None] + np.arange(size)[None, :]
-    cols = _JITTER + shake[:, 0, None] + np.arange(size)[None, :]
-    frames = background[rows[:, :, None], cols[:, None, :]]  # (T, S, S, 3)
-    foreground = np.zeros((num_frames, size, size), dtype=bool)
 
+def mover_speed(plan: ClipPlan) -> np.ndarray:
+    """Mean scene speed (px per frame) of the moving objects' visible pixels between frames ``t`` and ``t+1``.
+
+    Each pixel of a mover at frame ``t`` is followed to where the same point of the object is
+    at ``t + 1`` (translation, rotation and scaling together); the camera drift is left out, so
+    this is the motion that defines the class. Returns ``(T - 1,)``.
+    """
+    size = plan.size
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    for traj, obj, moving in layers:
-        # Object coordinates per frame: undo the shake, the translation, the rotation and the scale.
-        cx, cy = _column(traj["pos"][:, 0] - shake[:, 0]), _column(traj["pos"][:, 1] - shake[:, 1])
-        cos, sin, rad = _column(np.cos(traj["angle"])), _column(np.sin(traj["angle"])), _column(traj["radius"])
-        dx, dy = xs[None] - cx, ys[None] - cy
-        u = (dx * cos + dy * sin) / rad
-        v = (-dx * sin + dy * cos) / rad
-        inside = _shape_mask(obj.shape, u, v)
-        frames[inside] = obj.paint(u[inside], v[inside])  # texture only where the object is
-        if moving:
-            foreground |= inside
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), foreground
+    speeds = np.zeros(plan.num_frames - 1)
+    counts = np.zeros(plan.num_frames - 1)
+    still = np.zeros_like(plan.camera)
+    for traj, obj, moving in plan.layers:
+        if not moving:
+            continue
+        u, v = _object_coords(traj, still, xs, ys)
+        inside = _shape_mask(obj.shape, u, v)[:-1]
+        nxt = {k: val[1:] for k, val in traj.items()}
+        cos, sin, rad = _column(np.cos(nxt["angle"])), _column(np.sin(nxt["angle"])), _column(nxt["radius"])
+        uu, vv = u[:-1], v[:-1]
+        x1 = _column(nxt["pos"][:, 0]) + rad * (uu * cos - vv * sin)
+        y1 = _column(nxt["pos"][:, 1]) + rad * (uu * sin + vv * cos)
+        step = np.hypot(x1 - xs[None], y1 - ys[None])
+        speeds += (step * inside).sum(axis=(1, 2))
+        counts += inside.sum(axis=(1, 2))
+    return speeds / np.maximum(counts, 1)
+
+
+def camera_speed(plan: ClipPlan) -> np.ndarray:
+    """Camera displacement (px) between consecutive frames, ``(T - 1,)``."""
+    return np.hypot(*np.diff(plan.camera, axis=0).T)

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from tats_env.data.listfile import foreground_path, read_list_file
 from tats_env.data.render import MOTIONS, render_clip
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever rendering or encoding changes, so cached datasets are regenerated."""
 _GENERATOR = "tats_env.data.synthetic"
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -51,12 +51,12 @@ _DECORD_BAD_WIDTHS = frozenset({16, 24, 48, 72})
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and seed of the synthetic motion dataset (the defaults give 480 clips)."""
+    """Size and seed of the synthetic motion dataset (the defaults give 2,400 train + 600 val clips)."""
 
     num_classes: int = field(default=12, metadata={"help": f"motion classes, 2..{len(MOTIONS)} (first k of MOTIONS)"})
-    train_per_class: int = field(default=32, metadata={"help": "training clips per class"})
-    val_per_class: int = field(default=8, metadata={"help": "validation clips per class"})
-    num_frames: int = field(default=32, metadata={"help": "frames per clip"})
+    train_per_class: int = field(default=200, metadata={"help": "training clips per class"})
+    val_per_class: int = field(default=50, metadata={"help": "validation clips per class"})
+    num_frames: int = field(default=16, metadata={"help": "frames per clip"})
     size: int = field(default=64, metadata={"help": "frame height and width in pixels (even)"})
     fps: int = field(default=25, metadata={"help": "frame rate written into the mp4 files"})
     seed: int = field(default=0, metadata={"help": "base seed; every clip derives its own"})
