@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 IMAGENET_DEFAULT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -113,6 +113,10 @@ class MAEConfig:
     """LayerNorm epsilon (VideoMAE uses 1e-6)."""
     use_checkpoint: bool = False
     """Activation checkpointing of every block (saves memory, costs ~30% time)."""
+    pos_embed: Literal["1d", "3d"] = "1d"
+    """Fixed sin-cos positions: "1d" is VideoMAE's table over the flat token index (what the
+    "videomae" and "hf" exports reproduce); "3d" gives time, height and width their own channel
+    bands (native export only)."""
 
     def __post_init__(self) -> None:
         for width, heads, name in (
@@ -121,6 +125,10 @@ class MAEConfig:
         ):
             if width % heads:
                 raise ValueError(f"{name}={width} must be divisible by its number of heads {heads}")
+        if self.pos_embed not in ("1d", "3d"):
+            raise ValueError(f"pos_embed must be '1d' or '3d', got {self.pos_embed!r}")
+        if self.pos_embed == "3d" and (self.embed_dim % 2 or self.decoder_embed_dim % 2):
+            raise ValueError("pos_embed='3d' needs even embed_dim and decoder_embed_dim")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (tuples become lists)."""

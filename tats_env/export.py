@@ -331,6 +331,14 @@ def export_encoder(
         raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     cfg, state, where = _read_source(source, trust_pickle)
     check_finite(state, where)
+    if format != "native" and cfg.pos_embed != "1d":
+        # Both formats rebuild VideoMAE's 1-D table from the sizes alone, so the features would
+        # silently differ from ours.
+        raise ValueError(
+            f"{where} uses pos_embed={cfg.pos_embed!r} (separable 3-D positions), but the {format!r} format "
+            "recomputes VideoMAE's 1-D sin-cos table on loading, so its features would not match; "
+            "export it with format='native' (load_encoder reads it back)"
+        )
     has_decoder = any(not k.startswith("encoder.") for k in state)
     if include_decoder and not has_decoder:
         raise ValueError(f"{where} has no decoder weights; export with include_decoder=False")

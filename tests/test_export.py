@@ -289,3 +289,19 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, cfg, model):
     torch.save({"mae_config": cfg.to_dict(), "mae_state": broken.state_dict()}, ckpt)
     with pytest.raises(ValueError, match=r"encoder.blocks.1.mlp.fc1.weight"):
         export_encoder(ckpt, tmp_path / "from_ckpt")
+
+
+def test_separable_positions_round_trip_natively_and_refuse_other_formats(tmp_path, cfg, videos):
+    import dataclasses
+
+    cfg3 = dataclasses.replace(cfg, pos_embed="3d")
+    torch.manual_seed(0)
+    mae = VideoMAE(cfg3).eval()
+    encoder = load_encoder(export_encoder(mae, tmp_path / "native"))
+    assert encoder.cfg.pos_embed == "3d"
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(videos), pre_norm_features(mae, videos), rtol=0, atol=0)
+    for fmt in ("hf", "videomae"):
+        with pytest.raises(ValueError, match="3-D.*1-D sin-cos table"):
+            export_encoder(mae, tmp_path / fmt, format=fmt)
+        assert not (tmp_path / fmt).exists()

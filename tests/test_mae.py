@@ -138,3 +138,36 @@ def test_reconstruct_keeps_visible_pixels(tiny_cfg, norm_pix):
     pixels = (videos * model.pixel_std + model.pixel_mean).clamp(0, 1)
     visible = ~mask
     assert torch.allclose(model.patchify(recon)[visible], model.patchify(pixels)[visible], atol=1e-6)
+
+
+def test_separable_position_table_gives_each_axis_its_own_band():
+    from tats_env.mae.layers import separable_position_table
+
+    grid, dim = (4, 3, 5), 24
+    table = separable_position_table(grid, dim)[0].reshape(*grid, dim)
+    t_band, h_band = slice(0, 8), slice(8, 16)  # 2 * (24 // 6) = 8 channels each for h and w, t gets the rest
+    w_band = slice(16, 24)
+    assert torch.equal(table[2, 0, 0, t_band], table[2, 2, 4, t_band])  # same time step, same time code
+    assert torch.equal(table[0, 1, 0, h_band], table[3, 1, 4, h_band])
+    assert torch.equal(table[0, 0, 3, w_band], table[3, 2, 3, w_band])
+    assert torch.equal(table[1, 2, 3, t_band], sincos_position_table(4, 8)[0, 1])
+    assert torch.equal(table[1, 2, 3, w_band], sincos_position_table(5, 8)[0, 3])
+    flat = table.reshape(-1, dim)
+    assert torch.cdist(flat, flat).add(torch.eye(len(flat))).min() > 0.1  # every token has its own code
+    with pytest.raises(ValueError, match="even width"):
+        separable_position_table(grid, 7)
+
+
+def test_mae_with_3d_positions_trains_and_differs_from_1d(tiny_cfg):
+    import dataclasses
+
+    cfg3 = dataclasses.replace(tiny_cfg, pos_embed="3d")
+    model = VideoMAE(cfg3)
+    assert not torch.equal(model.encoder.pos_embed, VideoMAE(tiny_cfg).encoder.pos_embed)
+    spec = cfg3.video
+    videos = torch.randn(2, 3, spec.num_frames, spec.image_size, spec.image_size)
+    out = model(videos, tube_mask(videos, spec, 0.75))
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and model.encoder.patch_embed.proj.weight.grad is not None
+    with pytest.raises(ValueError, match="pos_embed"):
+        dataclasses.replace(tiny_cfg, pos_embed="2d")

@@ -121,6 +121,35 @@ def sincos_position_table(num_positions: int, dim: int) -> Tensor:
     return table.float().unsqueeze(0)
 
 
+def separable_position_table(grid: tuple[int, int, int], dim: int) -> Tensor:
+    """Separable 3-D sin-cos table ``(1, T' * H' * W', dim)`` in token order (time-major).
+
+    The channels are split into three bands, one per axis (``w`` and ``h`` get ``2 * (dim // 6)``
+    channels each, ``t`` the rest); each band is the 1-D interleaved table of
+    :func:`sincos_position_table` evaluated at that axis' coordinate, so tokens at the same
+    time step share their time band exactly (unlike the 1-D table over the flat index).
+    """
+    if dim % 2 or dim < 6:
+        raise ValueError(f"a separable 3-D position table needs an even width >= 6, got {dim}")
+    t, h, w = grid
+    spatial = 2 * (dim // 6)
+    bands = (dim - 2 * spatial, spatial, spatial)
+    coords = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij"), -1)
+    coords = coords.reshape(-1, 3)
+    parts = [sincos_position_table(size, width)[0, coords[:, axis]]
+             for axis, (size, width) in enumerate(zip(grid, bands, strict=True))]
+    return torch.cat(parts, dim=1).unsqueeze(0)
+
+
+def position_table(spec: VideoSpec, dim: int, kind: str) -> Tensor:
+    """The fixed position table of ``kind`` (``"1d"``: VideoMAE's, ``"3d"``: separable) for ``spec``'s tokens."""
+    if kind == "1d":
+        return sincos_position_table(spec.num_tokens, dim)
+    if kind == "3d":
+        return separable_position_table(spec.grid, dim)
+    raise ValueError(f"unknown position table {kind!r}; choose '1d' or '3d'")
+
+
 def init_vit_weights(module: nn.Module) -> None:
     """VideoMAE initialisation: xavier-uniform linears with zero bias, unit LayerNorms."""
     if isinstance(module, nn.Linear):

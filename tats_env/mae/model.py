@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from tats_env.config import MAEConfig, VideoSpec
-from tats_env.mae.layers import Block, PatchEmbed3d, init_vit_weights, run_blocks, sincos_position_table
+from tats_env.mae.layers import Block, PatchEmbed3d, init_vit_weights, position_table, run_blocks
 
 
 @dataclass
@@ -55,7 +55,7 @@ class VideoEncoder(nn.Module):
         self.cfg = cfg
         self.patch_embed = PatchEmbed3d(cfg.video, cfg.embed_dim)
         self.register_buffer(
-            "pos_embed", sincos_position_table(cfg.video.num_tokens, cfg.embed_dim), persistent=False
+            "pos_embed", position_table(cfg.video, cfg.embed_dim, cfg.pos_embed), persistent=False
         )
         drop_rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
         self.blocks = nn.ModuleList(
@@ -127,7 +127,7 @@ class VideoMAE(nn.Module):
         self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_embed_dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_embed_dim))
         self.register_buffer(
-            "pos_embed", sincos_position_table(cfg.video.num_tokens, cfg.decoder_embed_dim), persistent=False
+            "pos_embed", position_table(cfg.video, cfg.decoder_embed_dim, cfg.pos_embed), persistent=False
         )
         self.decoder = VideoDecoder(cfg)
         self.apply(init_vit_weights)
