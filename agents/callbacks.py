@@ -12,7 +12,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image
 
 from tats_env.env import masking_core
-from tats_env.visualize import mask_reconstruction_grid, save_png
+from agents.token_credit import Direction
+from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid, save_png
 
 ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_recall", "motion_lift_show_hard",
                  "motion_lift_mask_hard", "moving_static_error_ratio")
@@ -20,7 +21,11 @@ ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_r
 
 class EnvStatsCallback(BaseCallback):
     """Logs the env's MAE loss, reward, motion precision (with its random-mask baseline), motion lift in both
-    directions, the moving/static error ratio and clips/s."""
+    directions (and as ``env/motion_lift`` in the run's ``direction``), the moving/static error ratio and clips/s."""
+
+    def __init__(self, direction: Direction = "show_hard", verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.direction_key = f"env/motion_lift_{direction}"
 
     def _on_training_start(self) -> None:
         self._core = masking_core(self.training_env)
@@ -34,6 +39,9 @@ class EnvStatsCallback(BaseCallback):
             if values:
                 self.logger.record_mean(f"env/{key}", float(np.mean(values)))
         self.logger.record_mean("env/reward", float(np.mean(self.locals["rewards"])))
+        lift = self.logger.name_to_value.get(self.direction_key)
+        if lift is not None:
+            self.logger.record("env/motion_lift", lift)
         return True
 
     def _on_rollout_end(self) -> None:
@@ -87,8 +95,11 @@ class MaskImageCallback(BaseCallback):
         assert core.batch is not None
         actions, _ = self.model.predict(obs, deterministic=True)
         mask = torch.as_tensor(actions, device=core.device).bool()
+        scores = sampler_scores(self.model, obs)
         image = mask_reconstruction_grid(core.engine.model, core.batch["video"], mask, self.num_clips,
-                                         foreground=core.batch.get("foreground"), scores=sampler_scores(self.model, obs))
+                                         foreground=core.batch.get("foreground"), scores=scores)
+        labels = ROW_LABELS if scores is None else ROW_LABELS_WITH_SCORES
+        image = label_grid(image, labels, min(self.num_clips, len(mask)))
         path = save_png(self.out_dir / f"masks_{self.num_timesteps:08d}.png", image)
         self.logger.record("images/masks_reconstructions", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
         return path

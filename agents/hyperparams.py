@@ -4,7 +4,8 @@
 the TATS network. ``experiments/train_ppo.py`` and ``experiments/benchmark_algos.py`` both hold
 a ``SamplerConfig`` and build samplers from it through :mod:`agents.registry`, so a value
 changed here changes both; on the command line the sections are ``--tats.*``, ``--ppo.*``,
-``--a2c.*``, ``--sac.*`` and ``--reinforce.*``.
+``--a2c.*``, ``--sac.*``, ``--reinforce.*`` and ``--token-ppo.*``, plus the one ``--direction``
+of the token-level learners.
 
 Every episode of the masking env is one step, so the SB3 learners run with ``gamma = 0`` and
 ``gae_lambda = 1`` (the advantage is the reward minus the clip's value); that is not a choice
@@ -19,8 +20,10 @@ from typing import Any, Literal
 
 from agents.reinforce import TokenScoreNetConfig
 from agents.tats_network import TATSConfig
+from agents.token_credit import Direction
+from agents.token_ppo import TokenPPOConfig
 
-__all__ = ["PPOConfig", "A2CConfig", "SACConfig", "ReinforceConfig", "SamplerConfig"]
+__all__ = ["PPOConfig", "A2CConfig", "SACConfig", "ReinforceConfig", "TokenPPOConfig", "SamplerConfig"]
 
 ONE_STEP_EPISODES: dict[str, float] = {"gamma": 0.0, "gae_lambda": 1.0}
 
@@ -33,8 +36,9 @@ class PPOConfig:
     """Adam learning rate of the sampler."""
     n_steps: int = 4
     """Env steps per rollout (a rollout is n_steps x num_envs clips)."""
-    batch_size: int = 8
-    """Minibatch size in clips (below the rollout size, so later minibatches see ratio != 1)."""
+    batch_size: int | None = None
+    """Minibatch size in clips; None: the whole rollout (n_steps x num_envs) as one minibatch, which standardises
+    the advantages over the most clips (the clip reward's policy-gradient SNR is ~0.01-0.02 per clip)."""
     n_epochs: int = 1
     """Passes over each rollout."""
     clip_range: float = 0.2
@@ -48,9 +52,13 @@ class PPOConfig:
     normalize_advantage: bool = True
     """Standardise advantages per minibatch (SB3's default)."""
 
-    def sb3_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``stable_baselines3.PPO``."""
-        return {**dataclasses.asdict(self), **ONE_STEP_EPISODES}
+    def sb3_kwargs(self, num_envs: int = 1) -> dict[str, Any]:
+        """Keyword arguments of ``stable_baselines3.PPO`` on an env of ``num_envs`` clips per step."""
+        return {**dataclasses.asdict(self), "batch_size": self.minibatch(num_envs), **ONE_STEP_EPISODES}
+
+    def minibatch(self, num_envs: int) -> int:
+        """The minibatch size in clips on an env of ``num_envs`` clips per step."""
+        return self.batch_size if self.batch_size is not None else self.n_steps * num_envs
 
 
 @dataclass(frozen=True)
@@ -156,8 +164,16 @@ class ReinforceConfig:
 class SamplerConfig:
     """Hyperparameters of every registered sampler; the main job and the benchmark read them from here."""
 
-    tats: TATSConfig = field(default_factory=lambda: TATSConfig(dim=32, depth=1, num_heads=2))
-    """The trajectory-attention network of the TATS policy (ppo_tats, a2c_tats)."""
+    direction: Direction = "show_hard"
+    """Which tokens the token-level learners (token_ppo, reinforce_token, reinforce_adamae) push the MAE's hard
+    tokens to: ``show_hard`` makes them visible (AdaMAE's effective rule), ``mask_hard`` masks them. The
+    run's ``motion_lift`` is measured in this direction. Scalar learners follow the env's reward
+    (--reward.mode; at ratio >= 0.9 ``adversarial`` favours show-hard, ``cooperative`` mask-hard)."""
+    token_ppo: TokenPPOConfig = field(default_factory=TokenPPOConfig)
+    """Token-level PPO (token_ppo): per-token advantages and clipped per-token ratios."""
+    tats: TATSConfig = field(default_factory=lambda: TATSConfig(dim=32, depth=1, num_heads=2, share_trunk=False))
+    """The trajectory-attention network of the TATS policy (ppo_tats, a2c_tats); the critic has its own trunk (on a
+    shared one its value loss, which explains none of the reward's variance, drowns the scorer's gradient)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """PPO (ppo_tats)."""
     a2c: A2CConfig = field(default_factory=A2CConfig)
@@ -165,4 +181,4 @@ class SamplerConfig:
     sac: SACConfig = field(default_factory=SACConfig)
     """SAC on scores (sac_topk)."""
     reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
-    """REINFORCE (reinforce)."""
+    """REINFORCE (reinforce: clip reward; reinforce_token: exact token rule; reinforce_adamae: AdaMAE's rule)."""

@@ -59,14 +59,14 @@ def _is_number(value: Any) -> bool:
 
 POSTFIX: tuple[Figure, ...] = (
     Figure("mae", "env/recon_loss", ".4g"),
+    Figure("lift", "env/motion_lift", ".3f"),
     Figure("recall", "env/motion_recall", ".3f"),
-    Figure("prec", "env/motion_precision", ".3f"),
 )
-"""Figures in the progress bar's postfix, after tqdm's own clips/s (the motion metric: recall, precision;
-add e.g. a lift here)."""
+"""Figures in the progress bar's postfix, after tqdm's own clips/s: the MAE loss, the motion lift in the run's
+direction (0 = random masks, 1 = the best K-of-N mask) and the share of moving tokens masked."""
 
 SUMMARY: tuple[Figure, ...] = (Figure("clips/s", "time/clips_per_s", ".1f"), *POSTFIX,
-    Figure("fg", "env/foreground_share", ".3f"),
+    Figure("moving/static err", "env/moving_static_error_ratio", ".2f"),
     Figure("reward", "env/reward", ".3g"),
     Figure("kl", "train/approx_kl", ".2g"),
     Figure("entropy", "train/entropy_loss", ".4g", scale=-1.0),
@@ -183,6 +183,10 @@ def report_lines(summary: Mapping[str, Any]) -> list[str]:
     lines = [f"done: {summary['clips']:,} clips, {summary['mae_updates']:,} MAE updates in {summary['wall_time_s']} s",
              f"  checkpoint {summary['checkpoint']} | exports: {exports}",
              f"  tensorboard --logdir {summary['tensorboard']} | summary {out}/summary.json"]
+    lift = summary.get("motion_lift") or {}
+    if lift.get("first_quarter") is not None and lift.get("last_quarter") is not None:
+        lines.insert(1, f"  motion lift ({lift['direction']}; 0 = random masks, 1 = best mask): first quarter "
+                        f"{lift['first_quarter']:.3f} -> last quarter {lift['last_quarter']:.3f}")
     if summary.get("images"):
         lines.append(f"  mask images in {summary['images']}")
     problems = []

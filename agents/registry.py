@@ -6,10 +6,13 @@ and the benchmark (``experiments/benchmark_algos.py --methods ...``) build sampl
 Every sampler has ``learn(total_clips, callback=...)`` accepting SB3 callbacks and
 ``predict(obs, deterministic=...)``:
 
-* SB3 algorithms: PPO / A2C with :class:`agents.policy.TATSPolicy`, SAC on scores through
+* SB3 algorithms: PPO / A2C with :class:`agents.policy.TATSPolicy`, token-level PPO
+  (:class:`agents.token_ppo.TokenPPO`, a ``PPO`` subclass), SAC on scores through
   :class:`tats_env.TopKScoreVecAction`;
-* :class:`agents.reinforce.Reinforce` and :class:`agents.fixed_masker.FixedMaskerAgent`, on the
-  shared :class:`agents.loop.StepwiseAgent` loop.
+* :class:`agents.reinforce.Reinforce` (clip, exact token-level and AdaMAE rules) and
+  :class:`agents.fixed_masker.FixedMaskerAgent`, on the shared :class:`agents.loop.StepwiseAgent` loop.
+
+The token-level learners read the one ``SamplerConfig.direction``.
 
 To add a sampler: write its builder ``(env, SamplerConfig, seed, device) -> agent``, add its
 hyperparameters to :class:`~agents.hyperparams.SamplerConfig` if it has any, and register a
@@ -29,7 +32,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.fixed_masker import FixedMaskerAgent
 from agents.hyperparams import SamplerConfig
 from agents.policy import TATSPolicy
-from agents.reinforce import Reinforce
+from agents.reinforce import Reinforce, RuleKind
+from agents.token_ppo import TokenPPO
 from tats_env.env import TopKScoreVecAction, masking_core
 from tats_env.mae.masking import MASKERS
 
@@ -68,7 +72,7 @@ def _tats_policy_kwargs(env: VecEnv, cfg: SamplerConfig, ent_coef: float) -> dic
 
 
 def _ppo_tats(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> PPO:
-    kwargs = cfg.ppo.sb3_kwargs()
+    kwargs = cfg.ppo.sb3_kwargs(env.num_envs)
     return PPO(TATSPolicy, env, seed=seed, device=device,
                policy_kwargs=_tats_policy_kwargs(env, cfg, cfg.ppo.ent_coef), **kwargs)
 
@@ -83,8 +87,17 @@ def _sac_topk(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) 
     return SAC("MlpPolicy", TopKScoreVecAction(env), seed=seed, device=device, **cfg.sac.sb3_kwargs())
 
 
-def _reinforce(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> Reinforce:
-    return Reinforce(env, seed=seed, device=device, **cfg.reinforce.agent_kwargs())
+def _token_ppo(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> TokenPPO:
+    return cfg.token_ppo.build(env, seed=seed, device=device, grid=masking_core(env).spec.grid,
+                               direction=cfg.direction)
+
+
+def _reinforce(rule: RuleKind) -> Builder:
+    def build(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> Reinforce:
+        direction = cfg.direction if rule != "clip" else "show_hard"  # the clip rule follows the env's reward
+        return Reinforce(env, seed=seed, device=device, rule=rule, direction=direction,
+                         **cfg.reinforce.agent_kwargs())
+    return build
 
 
 def _fixed(masker: str) -> Builder:
@@ -97,8 +110,15 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "ppo_tats": SamplerSpec("ppo_tats", "sb3", "PPO + TATSPolicy (trajectory attention, exact K-of-N)", _ppo_tats,
                             ("tats", "ppo")),
     "a2c_tats": SamplerSpec("a2c_tats", "sb3", "A2C + TATSPolicy", _a2c_tats, ("tats", "a2c")),
-    "reinforce": SamplerSpec("reinforce", "stepwise", "AdaMAE-style REINFORCE (1 transformer block, exact K-of-N)",
-                             _reinforce, ("reinforce",)),
+    "token_ppo": SamplerSpec("token_ppo", "sb3", "token-level PPO + TATS scorer (per-token credit, exact inclusion "
+                             "probabilities)", _token_ppo, ("direction", "token_ppo")),
+    "reinforce": SamplerSpec("reinforce", "stepwise", "REINFORCE on the clip reward (1 transformer block, exact "
+                             "K-of-N)", _reinforce("clip"), ("reinforce",)),
+    "reinforce_token": SamplerSpec("reinforce_token", "stepwise", "REINFORCE with exact token-level credit",
+                                   _reinforce("token"), ("direction", "reinforce")),
+    "reinforce_adamae": SamplerSpec("reinforce_adamae", "stepwise", "AdaMAE's rule: softmax sampling, -mean log p_i "
+                                    "e_i over masked tokens (show-hard only)", _reinforce("adamae"),
+                                    ("direction", "reinforce")),
     "sac_topk": SamplerSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreVecAction)", _sac_topk,
                             ("sac",)),
     **{name: SamplerSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking", _fixed(name)) for name in MASKERS},
@@ -131,4 +151,5 @@ def build_sampler(name: str, env: VecEnv, cfg: SamplerConfig | None = None, seed
 def sampler_hyperparams(name: str, cfg: SamplerConfig | None = None) -> dict[str, Any]:
     """JSON-ready hyperparameters ``name`` reads from ``cfg`` (empty for fixed maskers): for fingerprints and logs."""
     cfg = cfg or SamplerConfig()
-    return {section: dataclasses.asdict(getattr(cfg, section)) for section in _spec(name).sections}
+    values = {section: getattr(cfg, section) for section in _spec(name).sections}
+    return {section: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for section, v in values.items()}

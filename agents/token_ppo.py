@@ -268,9 +268,6 @@ class TokenPPO(PPO):
 class TokenPPOConfig:
     """Token-level PPO with the TATS scorer: every hyperparameter, with the defaults measured on ``tiny``."""
 
-    direction: Direction = "show_hard"
-    """``show_hard``: tokens the MAE finds hard become visible (AdaMAE's effective rule; at ratio >= 0.9
-    also where the clip error rises); ``mask_hard``: hard tokens get masked."""
     advantage: AdvantageKind = "relative"
     """Per-token advantage: ``relative`` e_i / ebar - 1 (scale-free), ``centered`` e_i - ebar, ``raw`` e_i."""
     learning_rate: float = 1e-3
@@ -300,9 +297,11 @@ class TokenPPOConfig:
     """Size of the trajectory-attention scorer."""
 
     def build(self, env: VecEnv, seed: int | None = None, device: str | torch.device = "auto",
-              grid: tuple[int, int, int] | None = None, **kwargs: Any) -> TokenPPO:
-        """A :class:`TokenPPO` on ``env``; ``grid`` defaults to the masking env's token grid. ``kwargs``
-        go to ``PPO`` (e.g. ``verbose``, ``tensorboard_log``)."""
+              grid: tuple[int, int, int] | None = None, direction: Direction = "show_hard",
+              **kwargs: Any) -> TokenPPO:
+        """A :class:`TokenPPO` on ``env`` trained in ``direction`` (:data:`agents.token_credit.Direction`;
+        the run's one direction lives in :class:`agents.hyperparams.SamplerConfig`); ``grid`` defaults to
+        the masking env's token grid. ``kwargs`` go to ``PPO`` (e.g. ``verbose``, ``tensorboard_log``)."""
         if grid is None:
             core = getattr(getattr(env, "unwrapped", env), "core", None)
             grid = getattr(getattr(core, "spec", None), "grid", None)
@@ -310,7 +309,7 @@ class TokenPPOConfig:
         if grid is not None:
             policy_kwargs["grid"] = tuple(grid)
         return TokenPPO(
-            TokenTATSPolicy, env, direction=self.direction, advantage=self.advantage,
+            TokenTATSPolicy, env, direction=direction, advantage=self.advantage,
             learning_rate=self.learning_rate, n_steps=self.n_steps, batch_size=self.batch_size,
             n_epochs=self.n_epochs, gamma=0.0, gae_lambda=1.0, clip_range=self.clip_range,
             normalize_advantage=self.normalize_advantage, ent_coef=self.ent_coef, vf_coef=self.vf_coef,

@@ -38,6 +38,7 @@ from agents.checkpoint import (
 )
 from agents.guards import NonFiniteGuardCallback, check_finite
 from agents.hyperparams import SamplerConfig
+from agents.motion_eval import MotionCurveCallback, quarter_summary
 from agents.progress import ProgressCallback, RunProgress, TerminalSummary, one_line_warnings
 from agents.registry import FIXED_MASKERS, LEARNED_SAMPLERS, build_sampler
 from agents.run_dir import (
@@ -73,8 +74,9 @@ class TrainConfig:
     env: Annotated[EnvConfig, tyro.conf.arg(name="")] = field(default_factory=default_env)
     """The masking env: data, MAE preset, mask ratio, reward (--reward.*), MAE optimisation (--mae.*), seed."""
     sampler: Annotated[SamplerConfig, tyro.conf.arg(name="")] = field(default_factory=SamplerConfig)
-    """Hyperparameters of every sampler (--tats.*, --ppo.*, --a2c.*, --sac.*, --reinforce.*); --method picks one."""
-    method: LearnedSampler = "ppo_tats"  # type: ignore[valid-type]
+    """Hyperparameters of every sampler (--direction, --token-ppo.*, --tats.*, --ppo.*, --a2c.*, --sac.*,
+    --reinforce.*); --method picks one."""
+    method: LearnedSampler = "token_ppo"  # type: ignore[valid-type]
     """Which registered learned sampler to train (agents.registry)."""
     num_envs: int = 8
     """Clips per env step (one batched MAE update per step)."""
@@ -185,6 +187,8 @@ class CoTrainer:
         self.monitored = VecMonitor(self.env)
         self.agent = build_sampler(cfg.method, self.monitored, cfg.sampler, cfg.env.seed, self.device)
         self.warmup_done = 0
+        self.motion_curve = MotionCurveCallback()
+        """Per-step motion statistics of the sampler phase (checkpointed: the quarters survive a resume)."""
         self.logger: RunLogger | None = None
         self.progress: RunProgress | None = None
         distributed.distribute_trainer(self)  # [distributed] DDP of the MAE and the sampler; no-op in one process
@@ -217,6 +221,8 @@ class CoTrainer:
             "sampler": sampler_state(self.agent),
             "num_timesteps": self.agent.num_timesteps,
             "warmup_done": self.warmup_done,
+            # A step without moving tokens records NaN with weight 0; store 0 (still weight 0) so the finite check passes.
+            "motion_curve": [{k: v if math.isfinite(v) else 0.0 for k, v in row.items()} for row in self.motion_curve.rows],
             "rng": rng_state(),
         }
         check_finite(state, f"checkpoint at {self.clips_done} clips",
@@ -230,6 +236,7 @@ class CoTrainer:
         self.env.core.load_state_dict(state["core"])
         load_sampler_state(self.agent, state["sampler"])
         self.warmup_done = int(state["warmup_done"])
+        self.motion_curve.rows = list(state.get("motion_curve", []))
         set_rng_state(state["rng"])
         # The clip order cannot resume mid-epoch; the sampler's next reset continues from a stream seeded
         # by the position (this replaces the seed the sampler queued at construction).
@@ -294,7 +301,7 @@ class CoTrainer:
         assert self.progress is not None
         return distributed.rank_callbacks([  # [distributed] global clip counter first; images on rank 0
             NonFiniteGuardCallback(self.cfg.max_skipped_updates),
-            EnvStatsCallback(),
+            EnvStatsCallback(self.cfg.sampler.direction),
             MaskImageCallback(self.cfg.image_every, self.out / "images" / "warmup"),
             ProgressCallback(self.progress, offset=0),
         ])
@@ -305,7 +312,8 @@ class CoTrainer:
         assert self.progress is not None
         return distributed.rank_callbacks([  # [distributed] global clip counter first; images on rank 0
             NonFiniteGuardCallback(cfg.max_skipped_updates),
-            EnvStatsCallback(),
+            EnvStatsCallback(cfg.sampler.direction),
+            self.motion_curve,
             MaskImageCallback(cfg.image_every, self.out / "images"),
             CheckpointEveryCallback(cfg.checkpoint_every, self.save),
             ProgressCallback(self.progress, offset=self.warmup_done),
@@ -363,6 +371,7 @@ class CoTrainer:
         return {
             "run_dir": str(self.out),
             "method": self.cfg.method,
+            "motion_lift": self.motion_lift(),
             "checkpoint": str(self.checkpoint_path),
             "config": str(self.out / CONFIG_NAME),
             "tensorboard": str(self.out / "tb"),
@@ -376,6 +385,22 @@ class CoTrainer:
             "skipped_videos": clips.skipped,
             "bad_videos": clips.bad_videos,
         }
+
+    def motion_lift(self) -> dict[str, Any]:
+        """First- and last-quarter mean motion lift of the sampler phase in the run's direction (0 = random masking,
+        1 = the best K-of-N mask; None without foreground masks or with fewer than 4 sampler steps), with the
+        standard error over steps."""
+        direction = self.cfg.sampler.direction
+        key = f"motion_lift_{direction}"
+        out: dict[str, Any] = {"direction": direction, "first_quarter": None, "last_quarter": None,
+                               "first_quarter_se": None, "last_quarter_se": None, "steps": len(self.motion_curve.rows)}
+        if len(self.motion_curve.rows) >= 4:
+            quarters = quarter_summary(self.motion_curve.rows, (key,))[key]
+            for name in ("first", "last"):
+                for suffix in ("", "_se"):
+                    value = quarters[f"{name}{suffix}"]
+                    out[f"{name}_quarter{suffix}"] = round(value, 4) if math.isfinite(value) else None
+        return out
 
     def export(self) -> dict[str, Path]:
         """Export the co-trained encoder in every configured format under ``out/encoder-<format>`` (finite weights

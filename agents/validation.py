@@ -78,11 +78,19 @@ _TATS_RULES: tuple[Rule, ...] = (
     ("sampler.tats.num_heads", _at_least_one, "must be >= 1"),
     ("sampler.tats.score_limit", _positive, "must be > 0"),
 )
+_REINFORCE_RULES: tuple[Rule, ...] = (
+    ("sampler.reinforce.learning_rate", _positive, "must be > 0"),
+    ("sampler.reinforce.baseline_decay", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
+    ("sampler.reinforce.ent_coef", _non_negative, "must be >= 0"),
+    ("sampler.reinforce.net.dim", _at_least_one, "must be >= 1"),
+    ("sampler.reinforce.net.num_heads", _at_least_one, "must be >= 1"),
+)
 METHOD_RULES: dict[str, tuple[Rule, ...]] = {
     "ppo_tats": _TATS_RULES + (
         ("sampler.ppo.learning_rate", _positive, "must be > 0"),
         ("sampler.ppo.n_steps", _at_least_one, "must be >= 1"),
-        ("sampler.ppo.batch_size", lambda v: v >= 2, "must be >= 2 (SB3 normalises advantages per minibatch)"),
+        ("sampler.ppo.batch_size", lambda v: v is None or v >= 2,
+         "must be >= 2 (SB3 normalises advantages per minibatch), or None (the whole rollout)"),
         ("sampler.ppo.n_epochs", _at_least_one, "must be >= 1"),
         ("sampler.ppo.clip_range", _positive, "must be > 0"),
         ("sampler.ppo.ent_coef", _non_negative, "must be >= 0"),
@@ -103,12 +111,20 @@ METHOD_RULES: dict[str, tuple[Rule, ...]] = {
         ("sampler.sac.train_freq", _at_least_one, "must be >= 1"),
         ("sampler.sac.token_dim", _at_least_one, "must be >= 1"),
     ),
-    "reinforce": (
-        ("sampler.reinforce.learning_rate", _positive, "must be > 0"),
-        ("sampler.reinforce.baseline_decay", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
-        ("sampler.reinforce.ent_coef", _non_negative, "must be >= 0"),
-        ("sampler.reinforce.net.dim", _at_least_one, "must be >= 1"),
-        ("sampler.reinforce.net.num_heads", _at_least_one, "must be >= 1"),
+    "reinforce": _REINFORCE_RULES,
+    "reinforce_token": _REINFORCE_RULES,
+    "reinforce_adamae": _REINFORCE_RULES,
+    "token_ppo": (
+        ("sampler.token_ppo.learning_rate", _positive, "must be > 0"),
+        ("sampler.token_ppo.n_steps", _at_least_one, "must be >= 1"),
+        ("sampler.token_ppo.batch_size", _at_least_one, "must be >= 1"),
+        ("sampler.token_ppo.n_epochs", _at_least_one, "must be >= 1"),
+        ("sampler.token_ppo.clip_range", _positive, "must be > 0"),
+        ("sampler.token_ppo.ent_coef", _non_negative, "must be >= 0"),
+        ("sampler.token_ppo.vf_coef", _non_negative, "must be >= 0"),
+        ("sampler.token_ppo.max_grad_norm", _positive, "must be > 0"),
+        ("sampler.token_ppo.sampler.dim", _at_least_one, "must be >= 1"),
+        ("sampler.token_ppo.sampler.num_heads", _at_least_one, "must be >= 1"),
     ),
 }
 """Rules of the hyperparameters a ``--method`` reads (the others are not used, so not checked)."""
@@ -169,13 +185,20 @@ def _cross_field_problems(cfg: Any) -> Iterator[str]:
         if rollout < 2:
             yield (f"--ppo.n-steps {cfg.sampler.ppo.n_steps} with --num-envs {cfg.num_envs}: a PPO rollout of "
                    f"{rollout} clip cannot be split into minibatches; needs n_steps x num_envs >= 2")
-        elif cfg.sampler.ppo.batch_size > rollout:
+        elif cfg.sampler.ppo.batch_size is not None and cfg.sampler.ppo.batch_size > rollout:
             yield (f"--ppo.batch-size {cfg.sampler.ppo.batch_size}: larger than a rollout of --ppo.n-steps "
                    f"{cfg.sampler.ppo.n_steps} x --num-envs {cfg.num_envs} = {rollout} clips")
     if cfg.method in ("ppo_tats", "a2c_tats") and cfg.sampler.tats.num_heads >= 1 \
             and cfg.sampler.tats.dim % cfg.sampler.tats.num_heads:
         yield (f"--tats.dim {cfg.sampler.tats.dim}: must be a multiple of --tats.num-heads "
                f"{cfg.sampler.tats.num_heads}")
+    if cfg.method == "token_ppo" and cfg.num_envs >= 1 \
+            and cfg.sampler.token_ppo.batch_size > cfg.sampler.token_ppo.n_steps * cfg.num_envs:
+        yield (f"--token-ppo.batch-size {cfg.sampler.token_ppo.batch_size}: larger than a rollout of "
+               f"--token-ppo.n-steps {cfg.sampler.token_ppo.n_steps} x --num-envs {cfg.num_envs} clips")
+    if cfg.method == "reinforce_adamae" and cfg.sampler.direction != "show_hard":
+        yield (f"--direction {cfg.sampler.direction}: AdaMAE's rule only makes hard tokens visible (show_hard); "
+               "use --method reinforce_token or token_ppo for mask_hard")
     if cfg.method == "sac_topk" and cfg.sampler.sac.batch_size > cfg.sampler.sac.buffer_size:
         yield (f"--sac.batch-size {cfg.sampler.sac.batch_size}: larger than --sac.buffer-size "
                f"{cfg.sampler.sac.buffer_size}")

@@ -8,7 +8,8 @@ Both candidates run the same env (same data, batch, MAE, device), built exactly 
 (2) PPO+TATS: ``PPO(TATSPolicy)`` collects rollouts (sampler forward + the same MAE step) and
 updates the sampler; (3) token-level PPO + TATS: :class:`agents.token_ppo.TokenPPO` with the same
 PPO hyperparameters and sampler network (per-token errors from the env, exact inclusion
-probabilities at collection and, with the graph, in every minibatch). Prints clips/s and peak
+probabilities at collection and, with the graph, in every minibatch); (4) token-level PPO with its
+own defaults (``--token-ppo.*``, what ``train_ppo.py`` runs). Prints clips/s and peak
 memory of all three and the ratios (targets: PPO+TATS >= 0.7x clips/s of plain at <= 1.2x memory;
 token-level <= 1.1x the time per clip of scalar PPO). On the CPU each candidate runs in its own process.
 """
@@ -73,16 +74,36 @@ def token_ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable
     """Token-level PPO with the same PPO hyperparameters and network; one call = one rollout + update."""
     def build() -> Callable[[], None]:
         ppo = args.sampler.ppo
-        config = TokenPPOConfig(learning_rate=ppo.learning_rate, n_steps=ppo.n_steps, batch_size=ppo.batch_size,
-                                n_epochs=ppo.n_epochs, clip_range=ppo.clip_range, ent_coef=ppo.ent_coef,
-                                max_grad_norm=ppo.max_grad_norm, sampler=args.sampler.tats)
-        model = config.build(build_env(args, device), seed=args.env.seed, device=device)  # switches token_info on
+        config = TokenPPOConfig(learning_rate=ppo.learning_rate, n_steps=ppo.n_steps,
+                                batch_size=ppo.minibatch(args.num_envs), n_epochs=ppo.n_epochs,
+                                clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, max_grad_norm=ppo.max_grad_norm,
+                                sampler=args.sampler.tats)
+        model = config.build(build_env(args, device), seed=args.env.seed, device=device,
+                             direction=args.sampler.direction)  # switches token_info on
         rollout = ppo.n_steps * args.num_envs
 
         def step() -> None:
             model.learn(rollout, reset_num_timesteps=False)
         return step
     return build
+
+
+def token_ppo_defaults_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
+    """Token-level PPO with its own defaults (``--token-ppo.*``: 4 epochs of minibatches of 8), as train_ppo runs it."""
+    def build() -> Callable[[], None]:
+        model = build_sampler("token_ppo", build_env(args, device), args.sampler, args.env.seed, device)
+        rollout = args.sampler.token_ppo.n_steps * args.num_envs
+
+        def step() -> None:
+            model.learn(rollout, reset_num_timesteps=False)
+        return step
+    return build
+
+
+CANDIDATES = ("plain MAE step (tube)", "PPO + TATS co-training", "token-level PPO + TATS",
+              "token-level PPO, own defaults")
+"""Candidates in table order: the plain step, scalar PPO, token-level PPO with scalar PPO's settings, and
+token-level PPO with its own defaults (the main job's)."""
 
 
 def run_candidate(name: str, args: Args) -> StepStats:
@@ -93,8 +114,12 @@ def run_candidate(name: str, args: Args) -> StepStats:
     if name == "plain MAE step (tube)":
         steps = args.rollouts * n_steps
         return measure(name, plain_builder(args, device), device, args.num_envs, steps, args.warmup_rollouts * n_steps)
+    if name == CANDIDATES[3]:
+        rollout = args.sampler.token_ppo.n_steps * args.num_envs
+        return measure(name, token_ppo_defaults_builder(args, device), device, rollout, args.rollouts,
+                       args.warmup_rollouts)
     rollout = n_steps * args.num_envs
-    builder = token_ppo_builder if name == "token-level PPO + TATS" else ppo_builder
+    builder = token_ppo_builder if name == CANDIDATES[2] else ppo_builder
     return measure(name, builder(args, device), device, rollout, args.rollouts, args.warmup_rollouts)
 
 
@@ -105,21 +130,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tats, ppo = args.sampler.tats, args.sampler.ppo
     print(f"preset={args.env.preset} batch={args.num_envs} mask_ratio={args.env.mask_ratio} device={device} "
           f"sampler dim={tats.dim} depth={tats.depth} PPO n_steps={ppo.n_steps} "
-          f"batch_size={ppo.batch_size} n_epochs={ppo.n_epochs}")
+          f"batch_size={ppo.minibatch(args.num_envs)} n_epochs={ppo.n_epochs}")
     results = []
-    for name in ("plain MAE step (tube)", "PPO + TATS co-training", "token-level PPO + TATS"):
+    for name in CANDIDATES:
         isolated = device.type == "cpu" and args.isolate
         results.append(run_isolated(run_candidate, name, args) if isolated else run_candidate(name, args))
     print(markdown_table([r.as_row() for r in results], ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]))
-    plain, tats, token = results
+    plain, tats, token, token_defaults = results
     speed = tats.clips_per_s / plain.clips_per_s
     memory = tats.peak_mem_mb / max(plain.peak_mem_mb, 1e-9)
     print(f"PPO+TATS / plain: clips/s {speed:.2f}x (target >= 0.7x), peak memory {memory:.2f}x (target <= 1.2x)")
     token_time = tats.clips_per_s / token.clips_per_s
     token_memory = token.peak_mem_mb / max(tats.peak_mem_mb, 1e-9)
-    print(f"token-level / scalar PPO: time per clip {token_time:.2f}x (target <= 1.1x), peak memory {token_memory:.2f}x")
+    print(f"token-level / scalar PPO, same settings: time per clip {token_time:.2f}x (target <= 1.1x), "
+          f"peak memory {token_memory:.2f}x")
+    defaults_time = tats.clips_per_s / token_defaults.clips_per_s
+    print(f"token-level PPO's defaults / scalar PPO's defaults: time per clip {defaults_time:.2f}x")
     return {"speed_ratio": speed, "memory_ratio": memory, "token_time_ratio": token_time,
-            "token_memory_ratio": token_memory, "candidates": [r.as_row() for r in results]}
+            "token_memory_ratio": token_memory, "token_defaults_time_ratio": defaults_time,
+            "candidates": [r.as_row() for r in results]}
 
 
 if __name__ == "__main__":

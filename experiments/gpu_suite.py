@@ -248,7 +248,7 @@ def _part_markdown(entry: dict[str, Any]) -> list[str]:
     if "candidates" in result:
         lines += [markdown_table(result["candidates"], columns), ""]
     for key in ("clips_per_s_ratio", "peak_memory_ratio", "speed_ratio", "memory_ratio", "token_time_ratio",
-                "token_memory_ratio"):
+                "token_memory_ratio", "token_defaults_time_ratio"):
         if key in result:
             lines.append(f"- {key}: {result[key]:.2f}x")
     if "summary" in result:

@@ -21,6 +21,15 @@ def _token_mask_to_pixels(mask: Tensor, spec: VideoSpec) -> Tensor:
     return grid.repeat_interleave(spec.patch_size, 3)
 
 
+ROW_LABELS = ("clip", "masked", "reconstruction")
+"""Row labels of one clip in :func:`mask_reconstruction_grid` without scores."""
+ROW_LABELS_WITH_SCORES = ("clip", "scores", "masked", "reconstruction")
+"""Row labels of one clip with the sampler's score map."""
+LEGEND = ("grey: masked token | red outline: moving pixels",
+          "scores (row 'scores', per clip min..max): blue = low, likely visible; yellow = high, likely masked")
+"""Legend lines under a labelled grid."""
+
+
 @torch.no_grad()
 def mask_reconstruction_grid(
     model: VideoMAE,
@@ -80,6 +89,39 @@ def _heat_map(scores: Tensor, spec: VideoSpec) -> Tensor:
     start = torch.tensor([0.1, 0.1, 0.5], device=s.device).view(1, 3, 1, 1, 1)
     end = torch.tensor([1.0, 0.9, 0.1], device=s.device).view(1, 3, 1, 1, 1)
     return start + (end - start) * level
+
+
+def label_grid(image: np.ndarray, row_labels: tuple[str, ...], num_clips: int, upscale: int | None = None,
+               legend: tuple[str, ...] = LEGEND) -> np.ndarray:
+    """``image`` from :func:`mask_reconstruction_grid` with a left margin naming every row, clip numbers,
+    a legend underneath and nearest-neighbour upscaling (default: 2x for rows under 128 pixels).
+
+    ``row_labels`` are one clip's rows (:data:`ROW_LABELS` or :data:`ROW_LABELS_WITH_SCORES`).
+    """
+    from PIL import Image, ImageDraw
+
+    rows = len(row_labels) * num_clips
+    if rows < 1 or image.shape[0] % rows:
+        raise ValueError(f"an image of height {image.shape[0]} does not split into {rows} rows "
+                         f"({num_clips} clips x {len(row_labels)} labels)")
+    row_height = image.shape[0] // rows
+    scale = upscale if upscale is not None else max(1, 128 // row_height)
+    big = image.repeat(scale, 0).repeat(scale, 1) if scale > 1 else image
+    line = 12  # the default bitmap font's line height
+    margin = 8 + 7 * max(len(f"{label} {num_clips}") for label in row_labels)
+    canvas = Image.new("RGB", (margin + big.shape[1], big.shape[0] + 6 + line * len(legend)), "white")
+    canvas.paste(Image.fromarray(big), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    step = row_height * scale
+    for row in range(rows):
+        clip, label = divmod(row, len(row_labels))
+        text = f"{row_labels[label]} {clip + 1}" if label == 0 else row_labels[label]
+        draw.text((4, row * step + max(0, step // 2 - line // 2)), text, fill="black")
+        if label == 0 and row:
+            draw.line([(0, row * step), (canvas.width, row * step)], fill="black")
+    for i, text in enumerate(legend):
+        draw.text((4, big.shape[0] + 3 + i * line), text, fill="black")
+    return np.asarray(canvas)
 
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:

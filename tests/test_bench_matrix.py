@@ -33,10 +33,17 @@ def load_script():
 
 def test_default_matrix_sweeps_three_methods_over_ratios():
     cells = list_cells(BenchmarkConfig())
-    assert len(cells) == 2 * (3 * 3 + 6)  # 2 seeds x (3 sweep methods x 3 ratios + 6 methods at 0.9)
-    assert {c.mask_ratio for c in cells if c.method == "ppo_tats"} == {0.75, 0.9, 0.95}
-    assert {c.mask_ratio for c in cells if c.method == "sac_topk"} == {0.9}
-    assert [c.seed for c in cells[:15]] == [0] * 15  # seed by seed: a partial run has every method
+    # 2 seeds x (token_ppo x 2 directions + tube + random at 3 ratios; reinforce_token x 2 directions and
+    # 8 undirected methods at 0.9)
+    assert len(cells) == 2 * (4 * 3 + 2 + 8)
+    assert {(c.mask_ratio, c.direction) for c in cells if c.method == "token_ppo"} == {
+        (r, d) for r in (0.75, 0.9, 0.95) for d in ("show_hard", "mask_hard")}
+    assert {c.direction for c in cells if c.method == "reinforce_adamae"} == {"show_hard"}  # AdaMAE's own direction
+    assert {(c.mask_ratio, c.direction) for c in cells if c.method == "sac_topk"} == {(0.9, "")}
+    assert [c.seed for c in cells[:22]] == [0] * 22  # seed by seed: a partial run has every method
+    one = list_cells(BenchmarkConfig(methods=("token_ppo",), directions=("mask_hard",), ratios=(0.9,), seeds=(0,)))
+    assert [(c.name, c.label) for c in one] == [("token_ppo-mask_hard_r0.9_s0", "token_ppo@mask_hard")]
+    assert one[0].sampler_config(SamplerConfig()).direction == "mask_hard"
     assert len({c.name for c in cells}) == len(cells)
     picked = list_cells(BenchmarkConfig(methods=("reinforce", "tube"), ratios=(0.75,), seeds=(3,)))
     assert [c.name for c in picked] == ["reinforce_r0.9_s3", "tube_r0.75_s3"]
@@ -177,3 +184,21 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_run(synthetic_root, tm
     assert not (out / "cells" / "reinforce_r0.9_s0.json").exists()
     assert (out / "cells" / "random_r0.9_s0.json").is_file()  # the other cell still ran
     assert "reinforce_r0.9_s0" in capsys.readouterr().err
+
+
+def test_registry_builds_token_level_learners_in_the_configured_direction(synthetic_root):
+    from agents.token_ppo import TokenPPO
+
+    vec = make_vec_env(data=str(synthetic_root), mae_config=mae_config(BenchmarkConfig(mae_overrides=QUICK["mae_overrides"])),
+                       num_envs=2)
+    cfg = SamplerConfig(direction="mask_hard")
+    agent = build_sampler("token_ppo", vec, cfg, seed=0)
+    assert isinstance(agent, TokenPPO) and agent.direction == "mask_hard"
+    assert agent.n_epochs == cfg.token_ppo.n_epochs and agent.policy.grid == vec.core.spec.grid
+    assert vec.core.token_info  # the token-level learner switched the env's per-token info on
+    token_rule = build_sampler("reinforce_token", vec, cfg, seed=0)
+    assert (token_rule.rule, token_rule.direction) == ("token", "mask_hard")
+    assert build_sampler("reinforce_adamae", vec, SamplerConfig(), seed=0).rule == "adamae"
+    assert build_sampler("reinforce", vec, cfg, seed=0).rule == "clip"
+    assert sampler_hyperparams("token_ppo", cfg)["direction"] == "mask_hard"
+    assert "direction" not in sampler_hyperparams("ppo_tats", cfg)  # scalar learners follow the env's reward

@@ -122,9 +122,9 @@ def _token_ppo_worker(rank: int, init_file: str, results: "mp.Queue") -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         # Each rank: its own clips and its own initial weights; distribute_sampler must broadcast and average.
-        config = TokenPPOConfig(direction="mask_hard", n_steps=2, batch_size=8, n_epochs=2,
+        config = TokenPPOConfig(n_steps=2, batch_size=8, n_epochs=2,
                                 sampler=TATSConfig(dim=16, num_heads=2))
-        model = config.build(bandit_vec_env(4, seed=rank), seed=rank, grid=(2, 4, 4), device="cpu")
+        model = config.build(bandit_vec_env(4, seed=rank), seed=rank, grid=(2, 4, 4), device="cpu", direction="mask_hard")
         distribute_sampler(model, torch.device("cpu"))
         before = [p.detach().numpy().copy() for p in model.policy.parameters()]
         model.learn(16)

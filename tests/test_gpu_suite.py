@@ -73,5 +73,5 @@ def test_the_full_size_plan_parses_with_every_part_s_own_options(tmp_path):
     assert (tats.env.preset, tats.device, tats.num_envs, tats.env.num_workers) == ("base", "cuda", 32, 8)
     main, seconds = plan["main"]
     job = parse(TrainConfig, main)
-    assert (job.env.preset, job.device, seconds, job.method) == ("small", "cuda", 120.0, "ppo_tats")
+    assert (job.env.preset, job.device, seconds, job.method) == ("small", "cuda", 120.0, "token_ppo")
     assert sum(b for *_, b in gpu_suite.plan(cfg, "cuda")) <= cfg.total_budget_s  # + pip install: < 9 min

@@ -43,9 +43,10 @@ def test_summary_line_every_n_dumps_with_the_key_figures(tmp_path: Path, capsys:
 
 def test_figures_are_easy_to_extend(monkeypatch: pytest.MonkeyPatch):
     progress = RunProgress(total=10, enabled=False)
-    monkeypatch.setattr("agents.progress.SUMMARY", SUMMARY + (Figure("lift", "env/motion_lift", ".2f"),))
+    monkeypatch.setattr("agents.progress.SUMMARY", SUMMARY + (Figure("prec", "env/motion_precision", ".2f"),))
     progress.show({"env/motion_lift": 0.25, "env/motion_precision": 0.1})
-    assert progress.summary_line().endswith("prec 0.100 | lift 0.25")
+    assert progress.summary_line().endswith("lift 0.250 | prec 0.10")
+    assert "lift 0.250" in progress.bar.postfix
     assert POSTFIX[0].key == "env/recon_loss" and "env/motion_recall" in [f.key for f in POSTFIX]
 
 
@@ -68,3 +69,13 @@ def test_report_lines_say_where_everything_is():
     assert lines[0] == "done: 6,816 clips, 852 MAE updates in 358.0 s"
     assert "native runs/x/encoder-native" in lines[1] and "tensorboard --logdir runs/x/tb" in lines[2]
     assert lines[-1] == "  3 bad video(s) skipped (listed in summary.json)" and len(lines) == 4
+
+
+def test_report_lines_show_the_motion_lift_of_the_run_direction():
+    summary = {"run_dir": "runs/x", "clips": 96, "mae_updates": 12, "wall_time_s": 1.0, "checkpoint": "c",
+               "exports": {}, "tensorboard": "t", "images": None,
+               "motion_lift": {"direction": "mask_hard", "first_quarter": 0.0312, "last_quarter": 0.4}}
+    assert report_lines(summary)[1] == ("  motion lift (mask_hard; 0 = random masks, 1 = best mask): first quarter "
+                                        "0.031 -> last quarter 0.400")
+    summary["motion_lift"] = {"direction": "show_hard", "first_quarter": None, "last_quarter": None}
+    assert not any("motion lift" in line for line in report_lines(summary))

@@ -146,7 +146,12 @@ def test_resume_without_a_checkpoint_says_so(tmp_path: Path, capsys: pytest.Capt
     (["--device", "tpu"], "--device tpu: unknown device"),
     (["--checkpoint-every", "0"], "--checkpoint-every 0: must be >= 1"),
     (["--image-every", "0"], "--image-every 0: must be >= 1"),
-    (["--ppo.batch-size", "64"], "--ppo.batch-size 64: larger than a rollout of --ppo.n-steps 4 x --num-envs 8 = 32"),
+    (["--method", "ppo_tats", "--ppo.batch-size", "64"],
+     "--ppo.batch-size 64: larger than a rollout of --ppo.n-steps 4 x --num-envs 8 = 32"),
+    (["--token-ppo.batch-size", "64"], "--token-ppo.batch-size 64: larger than a rollout of --token-ppo.n-steps 4"),
+    (["--token-ppo.clip-range", "0"], "--token-ppo.clip-range 0.0: must be > 0"),
+    (["--method", "reinforce_adamae", "--direction", "mask_hard"], "--direction mask_hard: AdaMAE's rule only"),
+    (["--direction", "sideways"], "--direction"),  # tyro's Literal check
     (["--mae.lr", "-1"], "--mae.lr -1.0: must be > 0"),
     (["--data", "no/such/list.txt"], "--data no/such/list.txt: no such file or folder"),
     (["--resume", "--overwrite"], "--resume with --overwrite: choose one"),

@@ -149,9 +149,8 @@ def test_token_ppo_finds_the_best_tokens_far_sooner_than_scalar_ppo():
 
 
 def test_show_hard_makes_the_hard_tokens_visible():
-    model = TokenPPOConfig(direction="show_hard", learning_rate=1e-2, n_epochs=2,
-                           sampler=TATSConfig(dim=16, depth=1, num_heads=2)).build(bandit_vec_env(8, seed=2), seed=0,
-                                                                                 grid=(2, 4, 4), device="cpu")
+    config = TokenPPOConfig(learning_rate=1e-2, n_epochs=2, sampler=TATSConfig(dim=16, depth=1, num_heads=2))
+    model = config.build(bandit_vec_env(8, seed=2), seed=0, grid=(2, 4, 4), device="cpu", direction="show_hard")
     model.learn(32 * 8)
     assert _hard_masked_share(model) < 0.3  # random: 0.75; best: 0 (8 visible slots, 6 hard tokens)
 

@@ -46,7 +46,8 @@ def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, t
     assert events and events[0].stat().st_size > 0
     progress = (out / "tb" / "progress.csv").read_text().splitlines()
     header = progress[0].split(",")
-    for column in ("env/recon_loss", "env/motion_precision", "env/foreground_share", "train/approx_kl",
+    for column in ("env/recon_loss", "env/motion_lift", "env/motion_lift_mask_hard", "env/moving_static_error_ratio",
+                   "env/motion_precision", "env/foreground_share", "train/approx_kl",
                    "train/clip_fraction", "train/entropy_loss", "train/value_loss", "time/clips_per_s"):
         assert column in header, column
     assert sorted(p.name for p in (out / "images").glob("*.png")) == ["masks_00000016.png", "masks_00000032.png"]
@@ -58,14 +59,18 @@ def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, t
     assert (out / "encoder-hf" / "config.json").is_file()
     assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(out / "checkpoint.pt")
     assert summary["images"] == str(out / "images")
+    lift = summary["motion_lift"]  # 8 sampler steps of 4 clips: quarters of 2 steps
+    assert lift["direction"] == "show_hard" and lift["steps"] == 8
+    assert -1.0 <= lift["first_quarter"] <= 1.0 and -1.0 <= lift["last_quarter"] <= 1.0
 
     # The terminal: a few summary lines, no SB3 tables (they went to TensorBoard / progress.csv).
     printed = capsys.readouterr()
     lines = (printed.out + printed.err).splitlines()
     assert not any(line.startswith(("| ", "---")) for line in lines), "SB3's stdout table was printed"
     summaries = [line for line in lines if line.startswith("[") and " clips] " in line]
-    assert len(summaries) >= 2 and any("ppo_tats | clips/s" in line and "mae " in line for line in summaries)
-    assert len(lines) <= 12, lines
+    assert len(summaries) >= 2 and any("token_ppo | clips/s" in line and "lift " in line for line in summaries)
+    assert any(line.startswith("  motion lift (show_hard; 0 = random masks") for line in lines)
+    assert len(lines) <= 13, lines
 
     # The checkpoint holds only tensors and plain containers: readable without unpickling code, and
     # the README's export command works on it without --trust-pickle.
@@ -142,6 +147,7 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     assert summary["resumed_from"] == done
     assert summary["clips"] == done + rollout + 8  # PPO clips + warm-up clips
     assert summary["mae_updates"] == saved["core"]["engine"]["num_updates"] + rollout // 4
+    assert summary["motion_lift"]["steps"] == (done + rollout) // 4  # the curve before the kill was checkpointed
 
     # progress.csv kept the rows logged before the kill (up to the checkpoint) and continued after them.
     header_after, rows_after = _csv_rows(out / "tb" / "progress.csv")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from agents import TATSConfig
 from agents.callbacks import MaskImageCallback, sampler_scores
 from agents.token_ppo import TokenPPOConfig
 from tats_env import make_vec_env
-from tats_env.visualize import mask_reconstruction_grid
+from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid
 
 
 def test_heat_map_row_follows_the_scores(synthetic_root):
@@ -43,4 +44,23 @@ def test_mask_image_callback_draws_scores_of_token_ppo(synthetic_root, tmp_path)
     assert pngs
     import matplotlib.pyplot as plt
 
-    assert plt.imread(pngs[0]).shape[0] == 2 * 4 * 64  # 4 rows per clip: input, heat map, mask, reconstruction
+    drawn = plt.imread(pngs[0])
+    # 4 rows per clip (input, heat map, mask, reconstruction), 64x64 clips upscaled 2x, legend lines below
+    assert 2 * 4 * 128 < drawn.shape[0] <= 2 * 4 * 128 + 40 and drawn.shape[1] > 4 * 128
+
+
+def test_label_grid_names_the_rows_upscales_and_adds_a_legend():
+    side, clips = 16, 2
+    image = np.full((clips * len(ROW_LABELS) * side, 3 * side, 3), 200, dtype=np.uint8)
+    labelled = label_grid(image, ROW_LABELS, clips)
+    assert labelled.dtype == np.uint8 and labelled.shape[2] == 3
+    scale = 128 // side
+    height = clips * len(ROW_LABELS) * side * scale
+    margin = labelled.shape[1] - 3 * side * scale
+    assert margin > 0 and labelled.shape[0] > height  # a label margin on the left, a legend underneath
+    np.testing.assert_array_equal(labelled[: side * scale, margin:], 200)  # the picture itself, upscaled, untouched
+    assert (labelled[:height, :margin] < 128).any()  # label text drawn in the margin
+    assert (labelled[height:] < 128).any()  # legend text
+    assert label_grid(image, ROW_LABELS, clips, upscale=1).shape[0] < labelled.shape[0]
+    with pytest.raises(ValueError, match="does not split into 20 rows"):
+        label_grid(image, ROW_LABELS_WITH_SCORES, 5)

@@ -5,7 +5,7 @@ evaluates its MAE on the same clips with the same masked tokens, in eval mode, w
 update, so the losses are comparable across samplers and mask ratios. :class:`CellStatsCallback`
 is an SB3 callback that counts clips, stops training exactly at the budget, records the MAE's
 training loss, the env's motion precision (and its random-mask baseline, the foreground share),
-motion recall and a held-out learning curve.
+motion recall, the motion lift in both directions and a held-out learning curve.
 """
 
 from __future__ import annotations
@@ -65,6 +65,10 @@ class HeldOutClips:
         return total / count
 
 
+LIFT_KEYS = ("motion_lift_show_hard", "motion_lift_mask_hard")
+"""Motion lift in both directions (:func:`tats_env.env.core.motion_lift`): 0 = random masks, 1 = the best mask."""
+
+
 class CellStatsCallback(BaseCallback):
     """Counts clips over one or more ``learn`` calls, stops at ``total_clips``, records statistics.
 
@@ -96,6 +100,7 @@ class CellStatsCallback(BaseCallback):
         self._precision: list[float] = []
         self._share: list[float] = []
         self._recall: list[float] = []
+        self._lift: dict[str, list[float]] = {key: [] for key in LIFT_KEYS}
         self._rewards: list[float] = []
 
     def _on_step(self) -> bool:
@@ -107,6 +112,8 @@ class CellStatsCallback(BaseCallback):
             self._share += [info["foreground_share"] for info in infos if "foreground_share" in info]
             # NaN when a clip has no foreground token.
             self._recall += [info["motion_recall"] for info in infos if np.isfinite(info.get("motion_recall", np.nan))]
+            for key, values in self._lift.items():
+                values += [info[key] for info in infos if np.isfinite(info.get(key, np.nan))]
             self._rewards += [float(r) for r in np.asarray(self.locals["rewards"]).reshape(-1)]
         while self._curve_at and self.clips >= self._curve_at[0]:
             self._curve_at.pop(0)
@@ -123,6 +130,7 @@ class CellStatsCallback(BaseCallback):
             "motion_precision": mean(self._precision),
             "foreground_share": mean(self._share),
             "motion_recall": mean(self._recall),
+            **{key: mean(values) for key, values in self._lift.items()},
             "mean_reward": mean(self._rewards),
             "final_train_loss": mean(tail),
         }

@@ -85,8 +85,11 @@ class BenchmarkConfig:
     methods: tuple[SamplerName, ...] = tuple(SAMPLERS)  # type: ignore[valid-type]
     """Samplers of the registry (agents.registry), and scratch (no pre-training: the same initial encoder
     straight to probe / fine-tune, the reference)."""
-    sweep_methods: tuple[SamplerName, ...] = ("ppo_tats", "tube", "random")  # type: ignore[valid-type]
+    sweep_methods: tuple[SamplerName, ...] = ("token_ppo", "tube", "random")  # type: ignore[valid-type]
     """Methods run at every ratio of --ratios; the others run at --mask-ratio only."""
+    directions: tuple[Literal["show_hard", "mask_hard"], ...] = ("show_hard", "mask_hard")
+    """Directions of the token-level learners (token_ppo, reinforce_token): one row each (reinforce_adamae is
+    show-hard only; the other methods have no direction). Replaces --direction in the benchmark."""
     ratios: tuple[float, ...] = (0.75, 0.9, 0.95)
     """Mask ratios of the sweep."""
     seeds: tuple[int, ...] = (0, 1)
@@ -185,11 +188,23 @@ class Cell:
     method: str
     mask_ratio: float
     seed: int
+    direction: str = ""
+    """The token-level learners' direction (``show_hard`` / ``mask_hard``); empty for the other methods."""
+
+    @property
+    def label(self) -> str:
+        """Row label of reports: the method, with ``@direction`` for token-level learners."""
+        return f"{self.method}@{self.direction}" if self.direction else self.method
 
     @property
     def name(self) -> str:
-        """File-name-safe identifier, e.g. ``ppo_tats_r0.9_s0``."""
-        return f"{self.method}_r{self.mask_ratio:g}_s{self.seed}"
+        """File-name-safe identifier, e.g. ``ppo_tats_r0.9_s0`` or ``token_ppo-mask_hard_r0.9_s0``."""
+        method = f"{self.method}-{self.direction}" if self.direction else self.method
+        return f"{method}_r{self.mask_ratio:g}_s{self.seed}"
+
+    def sampler_config(self, cfg: SamplerConfig) -> SamplerConfig:
+        """The benchmark's sampler hyperparameters with this cell's direction."""
+        return dataclasses.replace(cfg, direction=self.direction) if self.direction else cfg
 
 
 def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
@@ -199,21 +214,27 @@ def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
         raise ValueError(f"unknown methods {unknown}; choose from {sorted(SAMPLERS)}")
     if not cfg.methods or not cfg.seeds or not cfg.ratios:
         raise ValueError("select at least one method, seed and ratio")
+    bad = sorted(set(cfg.directions) - {"show_hard", "mask_hard"})
+    if bad or not cfg.directions:
+        raise ValueError(f"--directions {' '.join(cfg.directions)}: choose one or both of show_hard mask_hard")
     cells = []
     for seed in cfg.seeds:
         for method in cfg.methods:
             ratios = cfg.ratios if method in cfg.sweep_methods else (cfg.env.mask_ratio,)
-            cells += [Cell(method, float(ratio), int(seed)) for ratio in ratios]
+            directions: tuple[str, ...] = ("",)
+            if "direction" in SAMPLERS[method].sections:  # AdaMAE's rule exists in the show-hard direction only
+                directions = ("show_hard",) if method == "reinforce_adamae" else tuple(cfg.directions)
+            cells += [Cell(method, float(ratio), int(seed), d) for ratio in ratios for d in directions]
     return cells
 
 
-def settings(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
+def settings(cfg: BenchmarkConfig, cell: Cell) -> dict[str, Any]:
     """JSON-ready fields that determine a cell's result: the env (its ratio and seed are the cell's), the
     budget and evaluation fields, and the method's hyperparameters."""
     env = config_to_dict(dataclasses.replace(cfg.env, mask_ratio=EnvConfig.mask_ratio, seed=EnvConfig.seed))
     values = {"env": env, **{k: getattr(cfg, k) for k in _RESULT_FIELDS}}
     values = json.loads(json.dumps(values, default=str))
-    values["hyperparams"] = sampler_hyperparams(method, cfg.sampler)
+    values["hyperparams"] = sampler_hyperparams(cell.method, cell.sampler_config(cfg.sampler))
     return values
 
 
@@ -230,6 +251,9 @@ def _check_config(cfg: BenchmarkConfig) -> None:
     if cfg.warmup_clips % cfg.num_envs or not 0 <= cfg.warmup_clips < cfg.total_clips:
         raise ValueError(f"warmup_clips={cfg.warmup_clips} must be a multiple of num_envs={cfg.num_envs} "
                          f"below total_clips={cfg.total_clips}")
+    if cfg.sampler.direction != SamplerConfig.direction:
+        raise ValueError(f"--direction {cfg.sampler.direction}: the benchmark runs every direction listed in "
+                         "--directions (one row each); set that instead")
     if len(cfg.eval_views) != 2:
         raise ValueError(f"eval_views takes two numbers (temporal, spatial), got {cfg.eval_views}")
 
@@ -258,7 +282,7 @@ def _pretrain(cell: Cell, cfg: BenchmarkConfig, env: Any, stats: CellStatsCallba
     # Build the agent before the warm-up: SB3 seeds the env's clip stream at construction and the
     # warm-up's reset consumes that seed. Fixed maskers also learn in two calls, so every cell
     # resets the env at the same points and sees the same clips in the same order.
-    agent = build_sampler(cell.method, env, cfg.sampler, cell.seed, device)
+    agent = build_sampler(cell.method, env, cell.sampler_config(cfg.sampler), cell.seed, device)
     first = build_sampler("random", env, cfg.sampler, cell.seed, device) if spec.learned else agent
     if cfg.warmup_clips:
         first.learn(cfg.warmup_clips, callback=stats)
@@ -304,7 +328,7 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
         env.close()
     sampler = getattr(agent, "policy", None)
     metrics = {
-        "method": cell.method, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
+        "method": cell.label, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
         "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if learned else 0,
         "val_recon_loss": val_loss, **stats.summary(), "probe_top1": probe["top1"], "finetune_top1": tuned["top1"],
         "num_classes": probe["num_classes"], "num_val_videos": probe["num_val_videos"],
@@ -315,7 +339,7 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     }
     if not cfg.keep_encoders:
         shutil.rmtree(cell_dir / "encoder", ignore_errors=True)
-    return {"cell": dataclasses.asdict(cell), "settings": settings(cfg, cell.method), "metrics": metrics,
+    return {"cell": dataclasses.asdict(cell), "settings": settings(cfg, cell), "metrics": metrics,
             "curves": {"train": stats.train_curve, "heldout": stats.heldout_curve},
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
@@ -339,7 +363,7 @@ def _finished(cfg: BenchmarkConfig, cell: Cell) -> bool:
     if not path.is_file():
         return False
     saved = json.loads(path.read_text()).get("settings", {})
-    now = settings(cfg, cell.method)
+    now = settings(cfg, cell)
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if changed:
         raise ValueError(f"{path} was computed with different settings ({', '.join(changed)}); "
