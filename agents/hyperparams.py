@@ -164,10 +164,11 @@ class ReinforceConfig:
 class SamplerConfig:
     """Hyperparameters of every registered sampler; the main job and the benchmark read them from here."""
 
-    direction: Direction = "show_hard"
+    direction: Direction = "mask_hard"
     """Which tokens the token-level learners (token_ppo, reinforce_token, reinforce_adamae) push the MAE's hard
-    tokens to: ``show_hard`` makes them visible (AdaMAE's effective rule), ``mask_hard`` masks them. The
-    run's ``motion_lift`` is measured in this direction. Scalar learners follow the env's reward
+    tokens to: ``mask_hard`` masks them (TATS's motion-centric masking; the default: the larger, measured lift),
+    ``show_hard`` makes them visible (AdaMAE's effective rule). The run's ``motion_lift`` is measured in this
+    direction. Scalar learners follow the env's reward
     (--reward.mode; at ratio >= 0.9 ``adversarial`` favours show-hard, ``cooperative`` mask-hard)."""
     token_ppo: TokenPPOConfig = field(default_factory=TokenPPOConfig)
     """Token-level PPO (token_ppo): per-token advantages and clipped per-token ratios."""

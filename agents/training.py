@@ -80,7 +80,7 @@ class TrainConfig:
     """Which registered learned sampler to train (agents.registry)."""
     num_envs: int = 8
     """Clips per env step (one batched MAE update per step)."""
-    total_steps: int = 6000
+    total_steps: int = 1600
     """Training clips of the sampler phase (SB3 timesteps; one clip = one one-step episode); 0 with a long
     --warmup-steps is plain VideoMAE pre-training with --warmup-masker (the no-sampler baseline)."""
     warmup_steps: int = 800

@@ -198,7 +198,7 @@ def test_registry_builds_token_level_learners_in_the_configured_direction(synthe
     assert vec.core.token_info  # the token-level learner switched the env's per-token info on
     token_rule = build_sampler("reinforce_token", vec, cfg, seed=0)
     assert (token_rule.rule, token_rule.direction) == ("token", "mask_hard")
-    assert build_sampler("reinforce_adamae", vec, SamplerConfig(), seed=0).rule == "adamae"
+    assert build_sampler("reinforce_adamae", vec, SamplerConfig(direction="show_hard"), seed=0).rule == "adamae"
     assert build_sampler("reinforce", vec, cfg, seed=0).rule == "clip"
     assert sampler_hyperparams("token_ppo", cfg)["direction"] == "mask_hard"
     assert "direction" not in sampler_hyperparams("ppo_tats", cfg)  # scalar learners follow the env's reward

@@ -1,11 +1,9 @@
-"""Motion-lift curves: the quarter summary and the measurement script end to end on a tiny budget."""
+"""Motion-lift curves: the quarter summary, and the main job's summary in both directions."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,16 +26,16 @@ def test_quarter_summary_weights_steps_by_their_clips():
         quarter_summary(rows[:3], keys=("lift",))
 
 
-@pytest.mark.parametrize("method", ["token_ppo", "reinforce_adamae"])
-def test_measure_lift_script_writes_quarters(synthetic_root, tmp_path, method):
-    out = tmp_path / "lift.json"
-    cmd = [sys.executable, str(ROOT / "experiments" / "measure_lift.py"), "--method", method, "--data", str(synthetic_root),
-           "--num-envs", "2", "--warmup-clips", "4", "--rl-clips", "16", "--n-steps", "2", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(out.read_text())
-    assert len(summary["curve"]) == 8 and summary["curve"][-1]["clips"] == 16
-    lift = summary["quarters"]["motion_lift_show_hard"]
-    assert -1.0 <= lift["first"] <= 1.0 and -1.0 <= lift["last"] <= 1.0
-    assert f"{method} show_hard seed=0" in proc.stdout
+@pytest.mark.parametrize("method", ["reinforce_adamae", "reinforce_token"])
+def test_main_job_summary_reports_the_lift_of_its_direction(synthetic_root, tmp_path, method):
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import train_ppo
+
+    direction = "show_hard" if method == "reinforce_adamae" else "mask_hard"
+    summary = train_ppo.main(["--data", str(synthetic_root), "--out", str(tmp_path / "run"), "--method", method,
+                              "--direction", direction, "--num-envs", "2", "--warmup-steps", "4", "--total-steps",
+                              "16", "--no-progress-bar", "--export-formats", "native", "--image-every", "1000"])
+    lift = summary["motion_lift"]
+    assert lift["direction"] == direction and lift["steps"] == 8  # 16 clips, 2 per step
+    assert -1.0 <= lift["first_quarter"] <= 1.0 and -1.0 <= lift["last_quarter"] <= 1.0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["motion_lift"] == lift
