@@ -202,3 +202,22 @@ def test_registry_builds_token_level_learners_in_the_configured_direction(synthe
     assert build_sampler("reinforce", vec, cfg, seed=0).rule == "clip"
     assert sampler_hyperparams("token_ppo", cfg)["direction"] == "mask_hard"
     assert "direction" not in sampler_hyperparams("ppo_tats", cfg)  # scalar learners follow the env's reward
+
+
+def test_no_downstream_run_reports_lift_rows_per_direction(synthetic_root, tmp_path):
+    script = load_script()
+    out = tmp_path / "bench"
+    result = script.main(["--quick", "--data", str(synthetic_root), "--out", str(out), "--methods", "token_ppo",
+                          "reinforce_adamae", "random", "--directions", "show_hard", "mask_hard", "--no-downstream"])
+    assert not result.failed
+    assert sorted(result.ran) == ["random_r0.9_s0", "reinforce_adamae-show_hard_r0.9_s0",
+                                  "token_ppo-mask_hard_r0.9_s0", "token_ppo-show_hard_r0.9_s0"]
+    with open(out / "results.csv") as f:
+        rows = {row["method"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"random", "reinforce_adamae@show_hard", "token_ppo@mask_hard", "token_ppo@show_hard"}
+    for row in rows.values():
+        assert row["probe_top1"] == "" and row["finetune_top1"] == ""  # skipped, not zero
+        assert -1.0 <= float(row["motion_lift_show_hard"]) <= 1.0 and -1.0 <= float(row["motion_lift_mask_hard"]) <= 1.0
+    table = (out / "results.md").read_text()
+    assert "| token_ppo@mask_hard | 0.9 |" in table and "lift show-hard | lift mask-hard" in table
+    assert "accuracy" not in result.outputs and not (out / "accuracy.png").exists()

@@ -110,6 +110,9 @@ class BenchmarkConfig:
     """Held-out evaluations during pre-training (learning curves)."""
     curve_clips: int = 32
     """Held-out clips per learning-curve point."""
+    downstream: bool = True
+    """Probe and fine-tune every cell's encoder; --no-downstream skips both (motion lift, held-out loss and speed
+    only: a quick comparison of the samplers themselves)."""
     probe_epochs: int = 2
     """Linear-probe epochs (frozen encoder, fc_norm + head trained)."""
     probe_lr: float = 3e-2
@@ -153,7 +156,7 @@ QUICK: dict[str, Any] = {
 
 # Fields that change a cell's result (besides the env and the method's hyperparameters); a finished cell is
 # reused only if they are unchanged.
-_RESULT_FIELDS = ("mae_overrides", "total_clips", "warmup_clips", "num_envs", "eval_mask_ratio", "eval_seed",
+_RESULT_FIELDS = ("downstream", "mae_overrides", "total_clips", "warmup_clips", "num_envs", "eval_mask_ratio", "eval_seed",
                   "eval_clips", "probe_epochs", "probe_lr", "finetune_epochs", "finetune_lr", "downstream_batch_size",
                   "downstream_max_steps", "eval_views", "device")
 
@@ -319,19 +322,23 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
         peak_rss = peak_rss_mb()
         val_loss = heldout.loss(env.engine)
         encoder = export_encoder(env.engine.model, cell_dir / "encoder", format="native", overwrite=True)
-        downstream_start = time.perf_counter()
-        probe = finetune(downstream_config(cfg, encoder, cell_dir / "probe", cell.seed, probe=True))
-        probe_s = time.perf_counter() - downstream_start
-        tuned = finetune(downstream_config(cfg, encoder, cell_dir / "finetune", cell.seed, probe=False))
-        finetune_s = time.perf_counter() - downstream_start - probe_s
+        probe: dict[str, Any] = {}
+        tuned: dict[str, Any] = {}
+        probe_s = finetune_s = None
+        if cfg.downstream:
+            downstream_start = time.perf_counter()
+            probe = finetune(downstream_config(cfg, encoder, cell_dir / "probe", cell.seed, probe=True))
+            probe_s = time.perf_counter() - downstream_start
+            tuned = finetune(downstream_config(cfg, encoder, cell_dir / "finetune", cell.seed, probe=False))
+            finetune_s = time.perf_counter() - downstream_start - probe_s
     finally:
         env.close()
     sampler = getattr(agent, "policy", None)
     metrics = {
         "method": cell.label, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
         "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if learned else 0,
-        "val_recon_loss": val_loss, **stats.summary(), "probe_top1": probe["top1"], "finetune_top1": tuned["top1"],
-        "num_classes": probe["num_classes"], "num_val_videos": probe["num_val_videos"],
+        "val_recon_loss": val_loss, **stats.summary(), "probe_top1": probe.get("top1"), "finetune_top1": tuned.get("top1"),
+        "num_classes": probe.get("num_classes"), "num_val_videos": probe.get("num_val_videos"),
         "pretrain_s": pretrain_s, "probe_s": probe_s, "finetune_s": finetune_s,
         "clips_per_s": stats.clips / pretrain_s if stats.clips else None, "peak_rss_mb": peak_rss,
         "sampler_params": sum(p.numel() for p in sampler.parameters()) if isinstance(sampler, torch.nn.Module) else 0,
@@ -386,8 +393,13 @@ def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:
     atomic_write_json(record, cell_path(cfg.out, cell), indent=1)
     m = record["metrics"]
     speed = f"{m['clips_per_s']:.1f} clips/s, " if m["clips_per_s"] else ""
-    print(f"[benchmark] {cell.name}: held-out loss {m['val_recon_loss']:.4f}, probe {100 * m['probe_top1']:.1f}%, "
-          f"fine-tune {100 * m['finetune_top1']:.1f}%, {speed}{m['wall_s']:.0f} s", file=log, flush=True)
+    accuracy = (f"probe {100 * m['probe_top1']:.1f}%, fine-tune {100 * m['finetune_top1']:.1f}%, "
+                if m["probe_top1"] is not None else "")
+    lift = " ".join(f"{name} {m[key]:+.3f}," for name, key in (("lift show", "motion_lift_show_hard"),
+                                                               ("lift mask", "motion_lift_mask_hard"))
+                    if m.get(key) is not None)
+    print(f"[benchmark] {cell.name}: held-out loss {m['val_recon_loss']:.4f}, {accuracy}{lift} {speed}"
+          f"{m['wall_s']:.0f} s", file=log, flush=True)
     return None
 
 

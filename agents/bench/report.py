@@ -78,10 +78,12 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[key] = _stats(values) if values else None
         for key in ("finetune_top1", "probe_top1"):
             pairs = [m[key] - by_cell[("random", ratio, m["seed"])][key] for m in runs
-                     if ("random", ratio, m["seed"]) in by_cell and method != "random"]
+                     if ("random", ratio, m["seed"]) in by_cell and method != "random"
+                     and m.get(key) is not None and by_cell[("random", ratio, m["seed"])].get(key) is not None]
             row[key.split("_")[0] + "_vs_random"] = _stats(pairs) if pairs else None
         rows.append(row)
-    return sorted(rows, key=lambda r: -r["finetune_top1"][0])
+    # Best fine-tune first; without downstream numbers (--no-downstream), lowest held-out loss first.
+    return sorted(rows, key=lambda r: -r["finetune_top1"][0] if r["finetune_top1"] else r["val_recon_loss"][0])
 
 
 def _fmt(stat: tuple[float, float | None] | None, scale: float = 1.0, digits: int = 1, sign: bool = False) -> str:
@@ -216,7 +218,8 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
 
 def plot_accuracy(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Linear-probe and fine-tune top-1 per method and ratio: bars = seed mean, error bars = std, dots = seeds."""
-    rows = sorted(aggregate(records), key=lambda r: (r["mask_ratio"], r["method"]))
+    rows = [r for r in sorted(aggregate(records), key=lambda r: (r["mask_ratio"], r["method"]))
+            if r["probe_top1"] is not None and r["finetune_top1"] is not None]
     fig = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
     ax = fig.add_subplot()
     x = np.arange(len(rows))
@@ -227,7 +230,8 @@ def plot_accuracy(records: list[dict[str, Any]], path: str | Path) -> Path:
         ax.bar(x + offset, means, width=0.4, yerr=stds, capsize=3, color=color, alpha=0.75, label=label)
         for i, r in enumerate(rows):
             seeds = [100 * rec["metrics"][key] for rec in records
-                     if rec["cell"]["method"] == r["method"] and rec["cell"]["mask_ratio"] == r["mask_ratio"]]
+                     if rec["cell"]["method"] == r["method"] and rec["cell"]["mask_ratio"] == r["mask_ratio"]
+                     and rec["metrics"].get(key) is not None]
             ax.scatter(np.full(len(seeds), x[i] + offset), seeds, s=10, color="black", zorder=3)
     classes = {rec["metrics"].get("num_classes") for rec in records} - {None}
     if len(classes) == 1:  # without a chance line, bars at chance read like results
@@ -249,9 +253,11 @@ def write_report(out: str | Path) -> dict[str, Path]:
     if not records:
         return {}
     (out / "results.md").write_text(render_markdown(records))
-    return {
+    outputs = {
         "csv": write_csv(records, out / "results.csv"),
         "markdown": out / "results.md",
         "learning_curves": plot_learning_curves(records, out / "learning_curves.png"),
-        "accuracy": plot_accuracy(records, out / "accuracy.png"),
     }
+    if any(r["metrics"].get("probe_top1") is not None for r in records):  # not with --no-downstream
+        outputs["accuracy"] = plot_accuracy(records, out / "accuracy.png")
+    return outputs
