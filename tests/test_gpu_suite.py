@@ -27,8 +27,9 @@ def test_dry_run_of_the_wrapper_writes_one_report_with_every_part(synthetic_root
     mae, tats, main, decode = (parts[name]["result"] for name in ("mae", "tats", "main", "decode"))
     assert [c["name"] for c in mae["candidates"]] == ["tats_env VideoMAE", "transformers VideoMAEForPreTraining"]
     assert mae["clips_per_s_ratio"] > 0 and tats["speed_ratio"] > 0 and tats["token_time_ratio"] > 0
+    assert tats["token_defaults_time_ratio"] > 0
     assert [c["name"] for c in tats["candidates"]] == ["plain MAE step (tube)", "PPO + TATS co-training",
-                                                       "token-level PPO + TATS"]
+                                                       "token-level PPO + TATS", "token-level PPO, own defaults"]
     # The main job stopped on its clock, far from its clip budget, and still checkpointed and exported.
     assert 0 < main["summary"]["clips"] < 100_000 and main["summary"]["world_size"] == 1
     assert (work / "main" / "checkpoint.pt").is_file() and (work / "main" / "encoder-native").is_dir()
