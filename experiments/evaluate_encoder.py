@@ -55,7 +55,7 @@ class EvaluateConfig:
     threads: int | None = None
     """torch CPU threads (default: torch's choice)."""
     out: Path | None = None
-    """Write the JSON report here."""
+    """Write the JSON report here (rewritten after every measurement; ``"complete": true`` at the end)."""
     progress: bool = False
     """Show progress bars."""
 
@@ -86,8 +86,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     val = load_clipset(cfg.val_data or cfg.data, arch.video, "val", root=cfg.root, temporal_views=cfg.temporal_views,
                        max_videos=cfg.max_val_videos, progress=cfg.progress)
     print(f"{len(train)} train / {len(val)} val clips, {max(train.num_classes, val.num_classes)} classes", flush=True)
+    out = cfg.out
     report = run_protocol(encoders, train, val, cfg.protocol, arch=arch, log=lambda s: print(s, flush=True),
-                          progress=cfg.progress)
+                          progress=cfg.progress,
+                          on_update=None if out is None else (lambda partial: atomic_write_json(partial, out)))
     data = report["data"]
     print(f"chance {100 * data['chance']:.1f}% (binomial sd {100 * data['chance_binomial_sd']:.1f}); "
           f"controls must exceed {100 * data['control_bar']:.1f}%")

@@ -152,7 +152,13 @@ def test_protocol_end_to_end_on_an_exported_encoder(tmp_path):
     cfg = ProtocolConfig(seeds=(0, 1), probe=ProbeConfig(max_iter=30), finetune=quick, scratch=quick,
                          control=ControlConfig(width=4, input_size=None, recipe=ShortRecipe(epochs=6, batch_size=16, lr=3e-3)))
     lines: list[str] = []
-    report = run_protocol({"mine": [export]}, train, val, cfg, log=lines.append)
+    partial: list[tuple[bool, list[str]]] = []
+    report = run_protocol({"mine": [export]}, train, val, cfg, log=lines.append,
+                          on_update=lambda r: partial.append((r["complete"], sorted(k for k in r if k in (
+                              "control", "scratch_vit")))))
+    # one update per measurement (2 probes, control, scratch, 1 fine-tune) plus the final one
+    assert [c for c, _ in partial] == [False] * 5 + [True]
+    assert partial[1][1] == [] and partial[2][1] == ["control"] and partial[3][1] == ["control", "scratch_vit"]
     assert set(report["encoders"]) == {"random_init", "mine"}
     assert len(report["encoders"]["random_init"]["probe"]["values"]) == 2  # one random encoder per seed
     assert len(report["encoders"]["mine"]["finetune"]["values"]) == 1

@@ -176,6 +176,7 @@ def run_protocol(
     arch: MAEConfig | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the whole protocol; returns a JSON-ready report (see the module docstring).
 
@@ -188,6 +189,10 @@ def run_protocol(
         arch: architecture of the random-init encoders and the from-scratch ViT; default: the
             first encoder's. Required when ``encoders`` is empty.
         log: called with one line per finished measurement (e.g. ``print``).
+        on_update: called with the report so far (``"complete": False``) after every finished
+            measurement and with the final report (``"complete": True``): write it out so that a
+            long run stopped early keeps what it measured. Order: probes (random init first), the
+            positive control, the from-scratch ViT, then the fine-tunes.
     """
     cfg = cfg or ProtocolConfig()
     say = log or (lambda _line: None)
@@ -233,28 +238,31 @@ def run_protocol(
     candidates: dict[str, list[FeatureEncoder]] = {RANDOM_INIT: [seeded_random(s) for s in cfg.seeds], **loaded}
     sources = {RANDOM_INIT: [f"random init, seed {s}" for s in cfg.seeds],
                **{name: [_describe(s) for s in encoders[name]] for name in loaded}}
+    report["complete"] = False
+
+    def finished(line: str) -> None:
+        say(line)
+        report["wall_s"] = time.perf_counter() - start
+        if on_update is not None:
+            on_update(report)
+
+    # Cheapest and most important first (the probes, then the controls that decide whether to rank,
+    # then the fine-tunes), each written out as soon as it is measured.
     for name, models in candidates.items():
         probes = [linear_probe(model, train, val, cfg.probe, num_classes) for model in models]
-        entry: dict[str, Any] = {"sources": sources[name],
-                                 "probe": summarize([p.top1 for p in probes], n_val),
-                                 "probe_train_top1": [p.train_top1 for p in probes],
-                                 "probe_per_class": [p.per_class_top1 for p in probes],
-                                 "probe_s": sum(p.wall_s for p in probes)}
-        say(f"probe     {name:>16s}: {entry['probe']['text']}")
-        if cfg.run_finetune and name != RANDOM_INIT:
-            runs = []
-            for i, model in enumerate(models):
-                seed = cfg.seeds[i % len(cfg.seeds)]
-                torch.manual_seed(seed)
-                tuned = VideoClassifier(_copy_encoder(model), num_classes)
-                runs.append(train_classifier(tuned, train, val, cfg.finetune, seed=seed, num_classes=num_classes,
-                                             progress=progress))
-            entry["finetune"] = summarize([r.top1 for r in runs], n_val)
-            entry["finetune_train_top1"] = [r.train_top1 for r in runs]
-            entry["finetune_s"] = sum(r.wall_s for r in runs)
-            say(f"fine-tune {name:>16s}: {entry['finetune']['text']}")
-        report["encoders"][name] = entry
-
+        report["encoders"][name] = {"sources": sources[name],
+                                    "probe": summarize([p.top1 for p in probes], n_val),
+                                    "probe_train_top1": [p.train_top1 for p in probes],
+                                    "probe_per_class": [p.per_class_top1 for p in probes],
+                                    "probe_s": sum(p.wall_s for p in probes)}
+        finished(f"probe     {name:>16s}: {report['encoders'][name]['probe']['text']}")
+    if cfg.run_control:
+        runs = [train_control(train, val, cfg.control, seed=seed, num_classes=num_classes, progress=progress)
+                for seed in cfg.seeds]
+        report["control"] = {**summarize([r.top1 for r in runs], n_val),
+                             "train_top1": [r.train_top1 for r in runs], "wall_s": sum(r.wall_s for r in runs),
+                             "per_class": [r.per_class_top1 for r in runs]}
+        finished(f"positive control (3D CNN): {report['control']['text']}")
     if cfg.run_scratch:
         runs = []
         for seed in cfg.seeds:
@@ -264,20 +272,30 @@ def run_protocol(
         report["scratch_vit"] = {**summarize([r.top1 for r in runs], n_val),
                                  "train_top1": [r.train_top1 for r in runs], "wall_s": sum(r.wall_s for r in runs),
                                  "per_class": [r.per_class_top1 for r in runs]}
-        say(f"from-scratch ViT: {report['scratch_vit']['text']}")
-    if cfg.run_control:
-        runs = [train_control(train, val, cfg.control, seed=seed, num_classes=num_classes, progress=progress)
-                for seed in cfg.seeds]
-        report["control"] = {**summarize([r.top1 for r in runs], n_val),
-                             "train_top1": [r.train_top1 for r in runs], "wall_s": sum(r.wall_s for r in runs),
-                             "per_class": [r.per_class_top1 for r in runs]}
-        say(f"positive control (3D CNN): {report['control']['text']}")
+        finished(f"from-scratch ViT: {report['scratch_vit']['text']}")
+    if cfg.run_finetune:
+        for name, models in loaded.items():
+            runs = []
+            for i, model in enumerate(models):
+                seed = cfg.seeds[i % len(cfg.seeds)]
+                torch.manual_seed(seed)
+                tuned = VideoClassifier(_copy_encoder(model), num_classes)
+                runs.append(train_classifier(tuned, train, val, cfg.finetune, seed=seed, num_classes=num_classes,
+                                             progress=progress))
+            entry = report["encoders"][name]
+            entry["finetune"] = summarize([r.top1 for r in runs], n_val)
+            entry["finetune_train_top1"] = [r.train_top1 for r in runs]
+            entry["finetune_s"] = sum(r.wall_s for r in runs)
+            finished(f"fine-tune {name:>16s}: {entry['finetune']['text']}")
 
     reasons = ranking_check(report)
     report["rankable"] = not reasons
     report["refusals"] = reasons
     report["ranking"] = rank_encoders(report) if not reasons else None
     report["wall_s"] = time.perf_counter() - start
+    report["complete"] = True
+    if on_update is not None:
+        on_update(report)
     return report
 
 
