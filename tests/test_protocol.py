@@ -135,7 +135,7 @@ def test_refuses_to_rank_when_a_control_fails():
     with pytest.raises(RankingRefused, match="positive control"):
         rank_encoders(failing)
     reasons = ranking_check(_report(0.9, 0.09))
-    assert len(reasons) == 1 and "from-scratch ViT" in reasons[0]
+    assert len(reasons) == 1 and "from-scratch ViT" in reasons[0] and "scratch.epochs" in reasons[0]
     assert "not run" in ranking_check(_report(0.9, None))[0]
     ranking = rank_encoders(_report(0.9, 0.5))
     assert [r["name"] for r in ranking] == ["a", "c", "b"]

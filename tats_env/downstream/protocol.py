@@ -119,15 +119,21 @@ def ranking_check(report: Mapping[str, Any]) -> list[str]:
     chance, n_val, z = data["chance"], data["num_val"], report["config"]["z"]
     bar = _threshold(chance, n_val, z)
     reasons = []
-    for key, what in (("control", "positive control (3D CNN from scratch)"), ("scratch_vit", "from-scratch ViT")):
+    checks = (
+        ("control", "positive control (3D CNN from scratch)",
+         "the classes are not learnable from this split with this budget"),
+        ("scratch_vit", "from-scratch ViT",
+         "this architecture does not learn the classes from scratch with this recipe and budget, so nothing "
+         "shows what its features can carry (raise --protocol.scratch.epochs)"),
+    )
+    for key, what, meaning in checks:
         entry = report.get(key)
         if entry is None:
             reasons.append(f"the {what} was not run, so nothing shows this data can separate encoders")
         elif entry["mean"] <= bar:
             reasons.append(
                 f"the {what} reached {100 * entry['mean']:.1f}%, not above chance {100 * chance:.1f}% + {z:g} "
-                f"binomial sd = {100 * bar:.1f}% (n={n_val}): the classes are not learnable from this split "
-                "with this budget")
+                f"binomial sd = {100 * bar:.1f}% (n={n_val}): {meaning}")
     return reasons
 
 
