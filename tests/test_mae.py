@@ -171,3 +171,11 @@ def test_mae_with_3d_positions_trains_and_differs_from_1d(tiny_cfg):
     assert torch.isfinite(out.loss) and model.encoder.patch_embed.proj.weight.grad is not None
     with pytest.raises(ValueError, match="pos_embed"):
         dataclasses.replace(tiny_cfg, pos_embed="2d")
+
+
+def test_tiny32_is_the_cpu_benchmark_preset_and_tiny_is_unchanged():
+    cfg = get_preset("tiny32")
+    assert cfg.video.grid == (4, 8, 8) and cfg.video.num_frames == 8 and cfg.video.sampling_rate == 2
+    assert (cfg.embed_dim, cfg.depth, cfg.num_heads) == (128, 4, 2)
+    tiny = get_preset("tiny")  # the env's default RL run depends on it
+    assert tiny.video.grid == (8, 8, 8) and (tiny.embed_dim, tiny.depth) == (192, 4)

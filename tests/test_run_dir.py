@@ -142,7 +142,7 @@ def test_resume_without_a_checkpoint_says_so(tmp_path: Path, capsys: pytest.Capt
     (["--warmup-steps", "-1"], "--warmup-steps -1: must be >= 0"),
     (["--mask-ratio", "1.0"], "--mask-ratio 1.0: must be in (0, 1)"),
     (["--mask-ratio", "0"], "--mask-ratio 0.0: must be in (0, 1)"),
-    (["--preset", "huge"], "--preset huge: unknown preset; choose one of tiny, small, base, large"),
+    (["--preset", "huge"], "--preset huge: unknown preset; choose one of tiny, tiny32, small, base, large"),
     (["--device", "tpu"], "--device tpu: unknown device"),
     (["--checkpoint-every", "0"], "--checkpoint-every 0: must be >= 1"),
     (["--image-every", "0"], "--image-every 0: must be >= 1"),

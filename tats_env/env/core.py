@@ -36,7 +36,7 @@ class EnvConfig:
     data: str = "synthetic"
     """``"synthetic"`` (the embedded motion dataset), a ``path label`` list file, or a folder of videos."""
     preset: str = "tiny"
-    """MAE size preset (tiny, small, base, large); see :data:`tats_env.config.PRESETS`."""
+    """MAE size preset (tiny, tiny32, small, base, large); see :data:`tats_env.config.PRESETS`."""
     mask_ratio: float = 0.9
     """Share of tokens to mask; the action masks exactly ``K = round(mask_ratio * N)`` tokens."""
     split: str = "train"
