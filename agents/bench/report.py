@@ -116,6 +116,16 @@ def _best_line(rows: list[dict[str, Any]], key: str, label: str, higher: bool, s
     return line + "."
 
 
+def _downstream_line(settings: dict[str, Any]) -> str:
+    """What the downstream columns measured (or that they were skipped)."""
+    if not settings.get("downstream", True):
+        return "Downstream: skipped (--no-downstream)."
+    s = settings
+    return (f"Downstream: linear probe {s['probe_epochs']} epoch(s) at lr {s['probe_lr']:g}, fine-tune "
+            f"{s['finetune_epochs']} epoch(s) at lr {s['finetune_lr']:g}, {s['eval_views'][0]}x{s['eval_views'][1]} "
+            "view(s) per val video.")
+
+
 def _resolution_line(metrics: dict[str, Any]) -> str:
     """How fine the accuracies are: chance level, and what one val video and binomial noise amount to."""
     classes, videos = metrics.get("num_classes"), metrics.get("num_val_videos")
@@ -142,14 +152,16 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
         f"{s['num_envs']} clips (preset `{env['preset']}`{overrides}, "
         f"data `{env['data']}`). Learned samplers spend the first {s['warmup_clips']} clips with random masks. "
         f"Held-out loss: {s['eval_clips'] or 'all'} val clips under one common random mask at ratio "
-        f"{s['eval_mask_ratio']:g} (seed {s['eval_seed']}), MAE in eval mode. Downstream: linear probe "
-        f"{s['probe_epochs']} epoch(s) at lr {s['probe_lr']:g}, fine-tune {s['finetune_epochs']} epoch(s) at lr "
-        f"{s['finetune_lr']:g}, {s['eval_views'][0]}x{s['eval_views'][1]} view(s) per val video. "
+        f"{s['eval_mask_ratio']:g} (seed {s['eval_seed']}), MAE in eval mode. {_downstream_line(s)} "
         "Values are mean ± standard deviation over seeds.", "",
-        _resolution_line(m0), "",
-        _best_line(rows, "finetune_top1", "Best encoder (fine-tune top-1)", True, 100, " %", 1),
-        _best_line(rows, "probe_top1", "Best linear probe top-1", True, 100, " %", 1),
-        _best_line(rows, "val_recon_loss", "Lowest held-out reconstruction loss", False, 1, "", 4), "",
+        *(line for line in (
+            _resolution_line(m0),
+            _best_line(rows, "finetune_top1", "Best encoder (fine-tune top-1)", True, 100, " %", 1),
+            _best_line(rows, "probe_top1", "Best linear probe top-1", True, 100, " %", 1),
+            _best_line(rows, "val_recon_loss", "Lowest held-out reconstruction loss", False, 1, "", 4),
+            _best_line(rows, "motion_lift_mask_hard", "Largest mask-hard motion lift", True, 1, "", 3),
+            _best_line(rows, "motion_lift_show_hard", "Largest show-hard motion lift", True, 1, "", 3),
+        ) if line), "",
         "| method | mask ratio | seeds | fine-tune top-1 % | Δ vs random (pp) | linear-probe top-1 % | "
         "Δ probe vs random (pp) | held-out loss | lift show-hard | lift mask-hard | motion precision | "
         "foreground share | clips/s | peak RSS MB | wall s |",
