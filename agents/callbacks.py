@@ -12,7 +12,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image
 
 from tats_env.env import masking_core
-from agents.token_credit import Direction
+from agents.token_credit import DEFAULT_DIRECTION, Direction
 from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid, save_png
 
 ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_recall", "motion_lift_show_hard",
@@ -23,7 +23,7 @@ class EnvStatsCallback(BaseCallback):
     """Logs the env's MAE loss, reward, motion precision (with its random-mask baseline), motion lift in both
     directions (and as ``env/motion_lift`` in the run's ``direction``), the moving/static error ratio and clips/s."""
 
-    def __init__(self, direction: Direction = "show_hard", verbose: int = 0) -> None:
+    def __init__(self, direction: Direction = DEFAULT_DIRECTION, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.direction_key = f"env/motion_lift_{direction}"
 

@@ -185,8 +185,8 @@ def distribute_sampler(agent: Any, device: torch.device) -> None:
         ddp_method(agent.policy, "forward", device, find_unused_parameters=agent.baseline_kind != "value")
     elif not isinstance(agent, FixedMaskerAgent):
         raise NotImplementedError(
-            f"{type(agent).__name__} cannot train under torchrun: only on-policy SB3 samplers (ppo_tats, a2c_tats) "
-            "and reinforce average their gradients across ranks")
+            f"{type(agent).__name__} cannot train under torchrun: only on-policy SB3 samplers (token_ppo, ppo_tats, "
+            "a2c_tats) and the REINFORCE samplers average their gradients across ranks")
 
 
 def reseed_rank(seed: int, agent: Any = None) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from agents.reinforce import TokenScoreNetConfig
 from agents.tats_network import TATSConfig
-from agents.token_credit import Direction
+from agents.token_credit import DEFAULT_DIRECTION, Direction
 from agents.token_ppo import TokenPPOConfig
 
 __all__ = ["PPOConfig", "A2CConfig", "SACConfig", "ReinforceConfig", "TokenPPOConfig", "SamplerConfig"]
@@ -164,7 +164,7 @@ class ReinforceConfig:
 class SamplerConfig:
     """Hyperparameters of every registered sampler; the main job and the benchmark read them from here."""
 
-    direction: Direction = "mask_hard"
+    direction: Direction = DEFAULT_DIRECTION
     """Which tokens the token-level learners (token_ppo, reinforce_token, reinforce_adamae) push the MAE's hard
     tokens to: ``mask_hard`` masks them (TATS's motion-centric masking; the default: the larger, measured lift),
     ``show_hard`` makes them visible (AdaMAE's effective rule). The run's ``motion_lift`` is measured in this

@@ -88,13 +88,12 @@ def _sac_topk(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) 
 
 
 def _token_ppo(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> TokenPPO:
-    return cfg.token_ppo.build(env, seed=seed, device=device, grid=masking_core(env).spec.grid,
-                               direction=cfg.direction)
+    return cfg.token_ppo.build(env, seed=seed, device=device, direction=cfg.direction)  # grid: the env's
 
 
 def _reinforce(rule: RuleKind) -> Builder:
     def build(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> Reinforce:
-        direction = cfg.direction if rule != "clip" else "show_hard"  # the clip rule follows the env's reward
+        direction = None if rule == "clip" else cfg.direction  # the clip rule follows the env's reward
         return Reinforce(env, seed=seed, device=device, rule=rule, direction=direction,
                          **cfg.reinforce.agent_kwargs())
     return build

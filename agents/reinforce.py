@@ -40,7 +40,9 @@ from torch import Tensor, nn
 from agents.kofn_distribution import KSubsetDistribution
 from agents.loop import StepwiseAgent
 from agents.tats_network import init_sampler_weights
-from agents.token_credit import AdvantageKind, Direction, direction_sign, token_advantages, token_policy_loss
+from agents.token_credit import (
+    DEFAULT_DIRECTION, AdvantageKind, Direction, direction_sign, token_advantages, token_policy_loss,
+)
 from agents.token_ppo import enable_token_info, token_errors_from_infos
 from tats_env.env.spaces import KOfNMask
 from tats_env.mae.layers import Block, sincos_position_table
@@ -145,8 +147,9 @@ class Reinforce(StepwiseAgent):
             masking env gets its ``token_info`` switched on here).
         learning_rate: Adam learning rate of the sampler.
         rule: ``clip``, ``token`` or ``adamae``.
-        direction: ``token`` rule only: ``show_hard`` or ``mask_hard`` (:data:`agents.token_credit.Direction`);
-            ``adamae`` is show-hard by construction and rejects ``mask_hard``.
+        direction: ``token`` rule only: ``show_hard`` or ``mask_hard`` (:data:`agents.token_credit.Direction`;
+            None: :data:`~agents.token_credit.DEFAULT_DIRECTION`); ``adamae`` is show-hard by construction
+            (None gives it that) and rejects ``mask_hard``.
         advantage: ``token`` rule only: ``relative``, ``centered`` or ``raw`` per-token advantages.
         baseline: ``clip`` rule only: ``ema`` (moving average of past batch-mean rewards), ``value``
             (learned clip value, MSE-trained) or ``none``.
@@ -167,7 +170,7 @@ class Reinforce(StepwiseAgent):
         env: VecEnv,
         learning_rate: float = 3e-4,
         rule: RuleKind = "clip",
-        direction: Direction = "show_hard",
+        direction: Direction | None = None,
         advantage: AdvantageKind = "relative",
         baseline: BaselineKind = "ema",
         baseline_decay: float = 0.9,
@@ -192,6 +195,8 @@ class Reinforce(StepwiseAgent):
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
         if rule not in ("clip", "token", "adamae"):
             raise ValueError(f"unknown rule {rule!r}; choose 'clip', 'token' or 'adamae'")
+        if direction is None:  # AdaMAE's rule has one direction; the others take the library's default
+            direction = "show_hard" if rule == "adamae" else DEFAULT_DIRECTION
         direction_sign(direction)  # validates
         if rule == "adamae" and direction != "show_hard":
             raise ValueError("AdaMAE's rule raises the visibility of hard tokens (show_hard); use rule='token' "

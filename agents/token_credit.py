@@ -44,11 +44,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Direction", "AdvantageKind", "direction_sign", "token_advantages", "token_policy_loss",
+__all__ = ["Direction", "DEFAULT_DIRECTION", "AdvantageKind", "direction_sign", "token_advantages", "token_policy_loss",
            "bernoulli_kl"]
 
 Direction = Literal["show_hard", "mask_hard"]
 """``show_hard``: tokens the MAE finds hard become visible; ``mask_hard``: they get masked."""
+
+DEFAULT_DIRECTION: Direction = "mask_hard"
+"""The direction every token-level learner uses unless told otherwise (the main job's, measured: the larger lift)."""
 
 AdvantageKind = Literal["relative", "centered", "raw"]
 """How errors become per-token advantages (before the direction's sign):
@@ -64,7 +67,7 @@ def direction_sign(direction: Direction) -> float:
     raise ValueError(f"unknown direction {direction!r}; choose 'show_hard' or 'mask_hard'")
 
 
-def token_advantages(errors: Tensor, mask: Tensor, direction: Direction = "show_hard",
+def token_advantages(errors: Tensor, mask: Tensor, direction: Direction = DEFAULT_DIRECTION,
                      kind: AdvantageKind = "relative") -> Tensor:
     """Per-token advantages ``(B, N)`` from the per-token errors and the masks (0 at visible tokens).
 

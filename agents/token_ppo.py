@@ -16,7 +16,7 @@ Everything else is PPO's: ``learn``, callbacks, logger, ``save``/``load``, sched
 The scalar reward still flows into the buffer (value bookkeeping and episode statistics) but does
 not enter the policy update.
 
-Build it SB3-style, ``TokenPPO(TokenTATSPolicy, env, direction="show_hard", ...)``, or from a
+Build it SB3-style, ``TokenPPO(TokenTATSPolicy, env, direction="mask_hard", ...)``, or from a
 typed config, ``TokenPPOConfig(...).build(env, seed=0)``.
 """
 
@@ -39,9 +39,11 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from agents.tats_network import TATSConfig
-from agents.token_credit import AdvantageKind, Direction, bernoulli_kl, direction_sign, token_advantages, token_policy_loss
+from agents.token_credit import DEFAULT_DIRECTION, AdvantageKind, Direction, bernoulli_kl, direction_sign, token_advantages, token_policy_loss
 from agents.token_policy import CriticKind, TokenTATSPolicy
+from tats_env.env.core import MaskingCore
 from tats_env.env.spaces import KOfNMask
+from tats_env.env.vec_env import masking_core
 
 __all__ = ["TokenRolloutBufferSamples", "TokenRolloutBuffer", "TokenPPO", "TokenPPOConfig", "enable_token_info",
            "token_errors_from_infos"]
@@ -151,10 +153,18 @@ def token_errors_from_infos(infos: list[dict[str, Any]]) -> np.ndarray:
     return np.stack(rows).astype(np.float32, copy=False)
 
 
+def _core_of(env: Any) -> MaskingCore | None:
+    """The :class:`MaskingCore` behind ``env`` (any stack of wrappers), or None for another env."""
+    try:
+        return masking_core(env)
+    except TypeError:
+        return None
+
+
 def enable_token_info(env: VecEnv) -> bool:
     """Switch on per-token info in a (possibly wrapped) :mod:`tats_env` masking env; False if it is not one."""
-    core = getattr(getattr(env, "unwrapped", env), "core", None)
-    if core is None or not hasattr(core, "token_info"):
+    core = _core_of(env)
+    if core is None:
         return False
     core.token_info = True
     return True
@@ -168,7 +178,7 @@ class TokenPPO(PPO):
         env: VecEnv with token observations ``(N, D)``, a :class:`tats_env.KOfNMask` action space
             and ``info["token_error"]`` per step; a :mod:`tats_env` masking env gets its
             ``token_info`` switched on here.
-        direction: ``show_hard`` (hard tokens become visible) or ``mask_hard`` (hard tokens masked).
+        direction: ``mask_hard`` (hard tokens masked; the default) or ``show_hard`` (hard tokens become visible).
         advantage: ``relative`` (e_i / ebar - 1), ``centered`` (e_i - ebar) or ``raw`` (e_i).
         **kwargs: ``stable_baselines3.PPO`` arguments (``normalize_advantage`` divides the
             per-token advantages by their standard deviation over the rollout's masked tokens;
@@ -180,7 +190,7 @@ class TokenPPO(PPO):
     policy: TokenTATSPolicy
 
     def __init__(self, policy: type[TokenTATSPolicy] | str = TokenTATSPolicy, env: VecEnv | str | None = None,
-                 direction: Direction = "show_hard", advantage: AdvantageKind = "relative", **kwargs: Any) -> None:
+                 direction: Direction = DEFAULT_DIRECTION, advantage: AdvantageKind = "relative", **kwargs: Any) -> None:
         direction_sign(direction)  # validates
         if advantage not in ("relative", "centered", "raw"):
             raise ValueError(f"unknown advantage {advantage!r}; choose 'relative', 'centered' or 'raw'")
@@ -297,14 +307,14 @@ class TokenPPOConfig:
     """Size of the trajectory-attention scorer."""
 
     def build(self, env: VecEnv, seed: int | None = None, device: str | torch.device = "auto",
-              grid: tuple[int, int, int] | None = None, direction: Direction = "show_hard",
+              grid: tuple[int, int, int] | None = None, direction: Direction = DEFAULT_DIRECTION,
               **kwargs: Any) -> TokenPPO:
         """A :class:`TokenPPO` on ``env`` trained in ``direction`` (:data:`agents.token_credit.Direction`;
         the run's one direction lives in :class:`agents.hyperparams.SamplerConfig`); ``grid`` defaults to
         the masking env's token grid. ``kwargs`` go to ``PPO`` (e.g. ``verbose``, ``tensorboard_log``)."""
-        if grid is None:
-            core = getattr(getattr(env, "unwrapped", env), "core", None)
-            grid = getattr(getattr(core, "spec", None), "grid", None)
+        core = _core_of(env)
+        if grid is None and core is not None:
+            grid = core.spec.grid
         policy_kwargs: dict[str, Any] = {"tats_config": self.sampler, "critic": self.critic}
         if grid is not None:
             policy_kwargs["grid"] = tuple(grid)

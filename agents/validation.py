@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from agents import distributed
 from tats_env.commandline import field_flags
 from tats_env.config import PRESETS
 
@@ -199,6 +200,9 @@ def _cross_field_problems(cfg: Any) -> Iterator[str]:
     if cfg.method == "reinforce_adamae" and cfg.sampler.direction != "show_hard":
         yield (f"--direction {cfg.sampler.direction}: AdaMAE's rule only makes hard tokens visible (show_hard); "
                "use --method reinforce_token or token_ppo for mask_hard")
+    if cfg.method == "sac_topk" and distributed.get_world_size() > 1:
+        yield ("--method sac_topk: SAC cannot train under torchrun (its replay buffer and off-policy updates are not "
+               "averaged across ranks); use token_ppo, ppo_tats, a2c_tats or a reinforce sampler, or one process")
     if cfg.method == "sac_topk" and cfg.sampler.sac.batch_size > cfg.sampler.sac.buffer_size:
         yield (f"--sac.batch-size {cfg.sampler.sac.batch_size}: larger than --sac.buffer-size "
                f"{cfg.sampler.sac.buffer_size}")

@@ -172,3 +172,10 @@ def test_every_problem_is_listed_at_once(tmp_path: Path, capsys: pytest.CaptureF
     assert _exit_code(["--out", str(tmp_path), "--num-envs", "0", "--mask-ratio", "2", "--image-every", "0"]) == 2
     err = capsys.readouterr().err
     assert "invalid options:" in err and "--num-envs 0" in err and "--mask-ratio 2.0" in err and "--image-every 0" in err
+
+
+def test_sac_under_torchrun_is_refused_before_any_data_is_loaded(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  no_data: None, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("agents.distributed.get_world_size", lambda: 2)  # as in a 2-rank torchrun process group
+    assert _exit_code(["--out", str(tmp_path / "run"), "--method", "sac_topk"]) == 2
+    assert "--method sac_topk: SAC cannot train under torchrun" in capsys.readouterr().err

@@ -32,7 +32,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import torch
 import tyro
@@ -42,6 +42,7 @@ from stable_baselines3.common.utils import set_random_seed
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
 from agents.hyperparams import SamplerConfig
 from agents.registry import SAMPLERS, build_sampler, sampler_hyperparams
+from agents.token_credit import Direction
 from agents.bench.report import write_report
 from agents.bench.timing import run_isolated
 from tats_env.config import MAEConfig, get_preset
@@ -87,7 +88,7 @@ class BenchmarkConfig:
     straight to probe / fine-tune, the reference)."""
     sweep_methods: tuple[SamplerName, ...] = ("token_ppo", "tube", "random")  # type: ignore[valid-type]
     """Methods run at every ratio of --ratios; the others run at --mask-ratio only."""
-    directions: tuple[Literal["show_hard", "mask_hard"], ...] = ("show_hard", "mask_hard")
+    directions: tuple[Direction, ...] = get_args(Direction)
     """Directions of the token-level learners (token_ppo, reinforce_token): one row each (reinforce_adamae is
     show-hard only; the other methods have no direction). Replaces --direction in the benchmark."""
     ratios: tuple[float, ...] = (0.75, 0.9, 0.95)
@@ -217,7 +218,7 @@ def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
         raise ValueError(f"unknown methods {unknown}; choose from {sorted(SAMPLERS)}")
     if not cfg.methods or not cfg.seeds or not cfg.ratios:
         raise ValueError("select at least one method, seed and ratio")
-    bad = sorted(set(cfg.directions) - {"show_hard", "mask_hard"})
+    bad = sorted(set(cfg.directions) - set(get_args(Direction)))
     if bad or not cfg.directions:
         raise ValueError(f"--directions {' '.join(cfg.directions)}: choose one or both of show_hard mask_hard")
     cells = []
