@@ -24,6 +24,7 @@ import tyro
 
 from tats_env.config import get_preset
 from tats_env.downstream import ProtocolConfig, load_clipset, run_protocol
+from tats_env.downstream.plots import plot_report
 from tats_env.export import load_encoder
 from tats_env.utils import atomic_write_json
 
@@ -55,7 +56,8 @@ class EvaluateConfig:
     threads: int | None = None
     """torch CPU threads (default: torch's choice)."""
     out: Path | None = None
-    """Write the JSON report here (rewritten after every measurement; ``"complete": true`` at the end)."""
+    """Write the JSON report here (rewritten after every measurement; ``"complete": true`` at the end), and a bar
+    chart of it beside it (same name, ``.png``)."""
     progress: bool = False
     """Show progress bars."""
 
@@ -101,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print("NOT RANKED:\n  " + "\n  ".join(report["refusals"]))
     if cfg.out is not None:
         atomic_write_json(report, cfg.out)
-        print(f"wrote {cfg.out}")
+        figure = plot_report(report, Path(cfg.out).with_suffix(".png"))
+        print(f"wrote {cfg.out} and {figure}")
     return report
 
 

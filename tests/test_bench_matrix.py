@@ -106,7 +106,7 @@ def test_every_method_stops_exactly_at_the_budget(method, synthetic_root):
 
 def test_scratch_cell_skips_pre_training(synthetic_root, tmp_path):
     cfg = apply_quick(BenchmarkConfig(quick=True, env=dataclasses.replace(default_env(), data=str(synthetic_root)),
-                                      out=tmp_path))
+                                      out=tmp_path, run_finetune=False))
     threads = torch.get_num_threads()
     try:
         record = run_cell(Cell("scratch", 0.9, 0), cfg)
@@ -114,7 +114,11 @@ def test_scratch_cell_skips_pre_training(synthetic_root, tmp_path):
         torch.set_num_threads(threads)
     m = record["metrics"]
     assert m["clips"] == 0 and m["mae_updates"] == 0 and m["clips_per_s"] is None and m["sampler_params"] == 0
-    assert m["motion_precision"] is None and 0.0 <= m["finetune_top1"] <= 1.0 and m["num_classes"] == 12
+    assert m["motion_precision"] is None and 0.0 <= m["probe_top1"] <= 1.0 and m["num_classes"] == 12
+    assert m["finetune_top1"] is None and m["finetune_s"] is None  # --no-run-finetune: probe only
+    assert m["num_val_clips"] == 12  # one centre clip per val video (12 in the fixture, under the quick cap of 16)
+    probe = record["settings"]["probe"]
+    assert probe["pooling"] == "quadrants" and probe["max_iter"] == QUICK["probe"].max_iter  # the protocol's probe
     assert record["curves"]["train"] == [] and [c for c, _ in record["curves"]["heldout"]] == [0]
     assert (tmp_path / "cells" / "scratch_r0.9_s0" / "encoder" / "config.json").is_file()
 
@@ -148,6 +152,7 @@ def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
 
     table = (out / "results.md").read_text()
     assert "| method | mask ratio | seeds | fine-tune top-1 % |" in table and "Best encoder" in table
+    assert "frozen probe on quadrants-pooled features" in table and "short fine-tune 1 epoch(s)" in table
     for method in ("ppo_tats", "reinforce", "random"):
         assert f"| {method} | 0.9 | 1 |" in table
     for name in ("learning_curves.png", "accuracy.png"):

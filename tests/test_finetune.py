@@ -67,6 +67,47 @@ def test_layer_decay_gives_each_block_its_own_lr(arch, export_dir):
     assert head["lr"] == pytest.approx(1e-6, rel=1e-3)
 
 
+def test_pooled_heads_keep_where_and_when(arch, export_dir):
+    t, h, w = arch.video.grid
+    d = arch.embed_dim
+    widths = {"mean": d, "time": t * d, "quadrants": t * 4 * d}
+    clips = torch.randn(2, 3, arch.video.num_frames, arch.video.image_size, arch.video.image_size)
+    for pooling, width in widths.items():
+        model = VideoClassifier(load_encoder(export_dir), num_classes=5, pooling=pooling)
+        assert model.head.in_features == width and model.forward_features(clips).shape == (2, width)
+        model(clips).sum().backward()
+        assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0  # the encoder learns through the pooling
+    # quadrants: each region normalised on its own, so one quarter's features do not leak into another's
+    model = VideoClassifier(load_encoder(export_dir), num_classes=5, pooling="quadrants")
+    tokens = model.encoder(clips)
+    regions = tokens.reshape(2, t, 2, h // 2, 2, w // 2, d).mean(dim=(3, 5)).reshape(2, t * 4, d)
+    torch.testing.assert_close(model.forward_features(clips), model.fc_norm(regions).flatten(1))
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        VideoClassifier(load_encoder(export_dir), num_classes=5, pooling="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="head_norm must be"):
+        VideoClassifier(load_encoder(export_dir), num_classes=5, head_norm="group")  # type: ignore[arg-type]
+
+
+def test_batch_norm_head_standardises_every_pooled_feature(export_dir):
+    """A feature with a large constant offset and a tiny useful variation reaches the head at unit scale."""
+    model = VideoClassifier(load_encoder(export_dir), num_classes=3, pooling="quadrants", head_norm="batch")
+    width = model.head.in_features
+    assert isinstance(model.fc_norm, nn.BatchNorm1d) and model.fc_norm.num_features == width
+    assert not any(p.requires_grad for p in model.fc_norm.parameters())  # no affine: nothing to learn there
+    pooled = 10.0 + 0.1 * torch.randn(64, width)  # offset 100x the spread
+    model.train()
+    out = model.fc_norm(pooled)
+    torch.testing.assert_close(out.mean(0), torch.zeros(width), atol=1e-2, rtol=0)
+    torch.testing.assert_close(out.std(0, unbiased=False), torch.ones(width), atol=2e-2, rtol=0)
+    layer = VideoClassifier(load_encoder(export_dir), num_classes=3, pooling="quadrants")
+    assert isinstance(layer.fc_norm, nn.LayerNorm)  # VideoMAE's fc_norm stays the default
+    odd = export_encoder(VideoMAE(get_preset("tiny", num_frames=8, image_size=24, patch_size=8, embed_dim=32, depth=1,
+                                             num_heads=2, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)),
+                         export_dir.parent / "odd")
+    with pytest.raises(ValueError, match="even token grid"):
+        VideoClassifier(load_encoder(odd), num_classes=5, pooling="quadrants")
+
+
 @pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
 def test_cutmix_cuts_the_same_box_in_every_frame(mode):
     np.random.seed(3)

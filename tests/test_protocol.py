@@ -89,7 +89,7 @@ def test_linear_probe_runs_on_an_encoder_and_reports_shapes():
 
 
 def test_quadrant_pooling_keeps_where_and_when():
-    from tats_env.downstream.probe import _pool
+    from tats_env.downstream.pooling import pool_tokens as _pool
 
     t, h, w, d = 2, 4, 4, 3
     tokens = torch.zeros(1, t * h * w, d)
@@ -103,9 +103,28 @@ def test_quadrant_pooling_keeps_where_and_when():
     assert _pool(tokens, (t, h, w), "mean")[0, 0] == pytest.approx(4 / 32)
     with pytest.raises(ValueError, match="even token grid"):
         _pool(torch.zeros(1, 2 * 9, d), (2, 3, 3), "quadrants")
-    with pytest.raises(ValueError, match="'quadrants', 'time' or 'mean'"):
+    with pytest.raises(ValueError, match="pooling must be one of"):
         ProbeConfig(pooling="max")  # type: ignore[arg-type]
     assert ProbeConfig().pooling == "quadrants"  # the main CPU metric
+
+
+def test_lp_ft_head_starts_where_the_frozen_probe_ends():
+    from tats_env.downstream import VideoClassifier, init_head_from_probe, predict
+
+    train, val = _moving_squares(48, 0), _moving_squares(32, 1)
+    torch.manual_seed(0)
+    encoder = random_encoder(_arch())
+    probe_cfg = ProbeConfig(max_iter=200)
+    probe = linear_probe(encoder, train, val, probe_cfg)
+    model = VideoClassifier(encoder, 2, pooling="quadrants", head_norm="batch")
+    assert predict(model, val).unique().numel() == 1  # near-zero VideoMAE head: one class for every clip
+    init_head_from_probe(model, train, probe_cfg.weight_decay, probe_cfg.max_iter)
+    assert model.training  # its mode is restored
+    # same features, same standardisation (up to BatchNorm's eps), same penalty: the same classifier
+    assert float((predict(model, train) == train.labels).float().mean()) == pytest.approx(probe.train_top1, abs=1 / 48)
+    assert float((predict(model, val) == val.labels).float().mean()) == pytest.approx(probe.top1, abs=1 / 32)
+    with pytest.raises(ValueError, match="head_norm='batch'"):
+        init_head_from_probe(VideoClassifier(random_encoder(_arch()), 2, pooling="quadrants"), train)
 
 
 def test_control_learns_a_trivially_learnable_set():
@@ -206,6 +225,26 @@ def test_cli_parses_encoders_and_writes_a_report(real_list_file, tmp_path, capsy
     assert "NOT RANKED" in printed and "positive control" in printed
     assert json.loads(out.read_text())["data"]["num_val"] == report["data"]["num_val"] == 3
     assert report["arch"]["embed_dim"] == 128 and report["config"]["probe"]["pooling"] == "quadrants"
+    from PIL import Image
+
+    assert Image.open(tmp_path / "report.png").size[0] > 300  # the bar chart beside the JSON
+
+
+def test_report_plot_shows_every_measured_number(tmp_path):
+    from tats_env.downstream.plots import _bars, plot_report
+
+    def entry(p: float) -> dict:
+        return summarize([p, p + 0.02], 100)
+
+    report = {"data": {"chance": 0.1, "control_bar": 0.19, "num_train": 10, "num_val": 100, "num_classes": 10},
+              "encoders": {"random_init": {"probe": entry(0.3)}, "tube": {"probe": entry(0.4), "finetune": entry(0.45)}},
+              "scratch_vit": entry(0.33), "control": entry(0.8), "complete": True, "rankable": True}
+    assert [(g, p) for g, p, _ in _bars(report)] == [
+        ("random_init", "frozen probe"), ("tube", "frozen probe"), ("tube", "fine-tune"),
+        ("from-scratch ViT", "fine-tune"), ("3D CNN control", "supervised")]
+    assert plot_report(report, tmp_path / "r.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="no measured top-1"):
+        plot_report({"data": report["data"], "encoders": {}}, tmp_path / "empty.png")
 
 
 def test_clipset_from_a_folder_of_real_videos_labels_by_subfolder(real_list_file, tmp_path):

@@ -7,14 +7,16 @@ that budget with random masks (as ``train_ppo.py`` does); fixed maskers use thei
 throughout. Then it measures
 
 * the reconstruction loss on held-out (val) clips under ONE common random mask (eval mode),
-* linear-probe and fine-tune top-1 of the exported encoder (:func:`tats_env.downstream.finetune`,
-  fixed small budget),
+* the frozen-feature probe and short fine-tune top-1 of the exported encoder, measured as the CPU
+  evaluation protocol does (:mod:`tats_env.downstream.protocol`: quadrant-pooled probe, short recipe),
 * motion precision of the masks (share of masked tokens on moving foreground) next to the
   foreground share (what random masks score),
 * pre-training wall time, clips/s and the peak resident memory of the cell's own process.
 
 The ``scratch`` method skips pre-training (same initial encoder, same downstream recipe): the
-reference that tells whether pre-training helped at all at this budget.
+random-init reference that tells whether pre-training helped at all at this budget. For the
+positive control, the from-scratch ViT and a ranking that refuses when they fail, pass the cells'
+exports (``cells/<cell>/encoder``) to ``experiments/evaluate_encoder.py``.
 
 Each cell runs in a fresh spawned process (:func:`agents.bench.timing.run_isolated`) and
 writes ``cells/<cell>.json`` atomically when it finishes; a re-run skips finished cells.
@@ -48,9 +50,10 @@ from agents.bench.timing import run_isolated
 from tats_env.config import MAEConfig, get_preset
 from tats_env.commandline import config_to_dict
 from tats_env.env import EngineConfig, EnvConfig, RewardConfig, VideoMaskingVecEnv
-from tats_env.export import export_encoder
+from tats_env.downstream import ProbeConfig, ProtocolConfig, ShortRecipe, linear_probe, load_clipset
+from tats_env.downstream.protocol import short_finetune
+from tats_env.export import export_encoder, load_encoder
 from tats_env.utils import atomic_write_json, peak_rss_mb
-from tats_env.downstream import FinetuneConfig, finetune
 
 __all__ = ["BenchmarkConfig", "BenchmarkResult", "Cell", "QUICK", "apply_quick", "list_cells", "run_cell",
            "run_benchmark"]
@@ -114,20 +117,17 @@ class BenchmarkConfig:
     downstream: bool = True
     """Probe and fine-tune every cell's encoder; --no-downstream skips both (motion lift, held-out loss and speed
     only: a quick comparison of the samplers themselves)."""
-    probe_epochs: int = 2
-    """Linear-probe epochs (frozen encoder, fc_norm + head trained)."""
-    probe_lr: float = 3e-2
-    """Linear-probe learning rate."""
-    finetune_epochs: int = 1
-    """Full fine-tuning epochs."""
-    finetune_lr: float = 1e-3
-    """Fine-tuning peak learning rate (layer decay 0.75, cosine, warm-up over the first tenth)."""
-    downstream_batch_size: int = 8
-    """Videos per step for probe and fine-tune."""
-    downstream_max_steps: int | None = None
-    """Cap on steps per probe / fine-tune epoch (None: whole train split)."""
-    eval_views: tuple[int, ...] = (1, 1)
-    """Temporal and spatial views per val video for top-1."""
+    probe: ProbeConfig = field(default_factory=lambda: ProtocolConfig().probe)
+    """The frozen-feature probe of every cell's encoder: the CPU protocol's main metric
+    (:mod:`tats_env.downstream.protocol`; quadrant pooling, L-BFGS, deterministic)."""
+    finetune: ShortRecipe = field(default_factory=lambda: ProtocolConfig().finetune)
+    """The protocol's short fine-tune of every cell's encoder (head pooled like the probe)."""
+    head_from_probe: bool = ProtocolConfig.head_from_probe
+    """LP-FT: the fine-tune's head starts as the probe (see ProtocolConfig.head_from_probe)."""
+    run_finetune: bool = True
+    """Fine-tune every cell's encoder after the probe (--no-run-finetune: probe only, the slow half skipped)."""
+    downstream_max_videos: int | None = None
+    """Use only the first train and val videos of --data for the probe and fine-tune (quick runs)."""
     device: str = "cpu"
     """Torch device of every cell."""
     threads: int = 1
@@ -151,15 +151,15 @@ QUICK: dict[str, Any] = {
     "mae_overrides": ("num_frames=8", "image_size=32", "embed_dim=32", "depth=1", "num_heads=2",
                       "decoder_embed_dim=16", "decoder_depth=1", "decoder_num_heads=2"),
     "total_clips": 16, "warmup_clips": 8, "num_envs": 4, "eval_clips": 8,
-    "curve_points": 2, "curve_clips": 4, "probe_epochs": 1, "finetune_epochs": 1, "downstream_batch_size": 4,
-    "downstream_max_steps": 2, "jobs": 2,
+    "curve_points": 2, "curve_clips": 4, "probe": ProbeConfig(max_iter=20, batch_size=8),
+    "finetune": ShortRecipe(epochs=1, batch_size=4), "downstream_max_videos": 16, "jobs": 2,
 }
 
 # Fields that change a cell's result (besides the env and the method's hyperparameters); a finished cell is
 # reused only if they are unchanged.
 _RESULT_FIELDS = ("downstream", "mae_overrides", "total_clips", "warmup_clips", "num_envs", "eval_mask_ratio", "eval_seed",
-                  "eval_clips", "probe_epochs", "probe_lr", "finetune_epochs", "finetune_lr", "downstream_batch_size",
-                  "downstream_max_steps", "eval_views", "device")
+                  "eval_clips", "probe", "finetune", "head_from_probe", "run_finetune", "downstream_max_videos",
+                  "device")
 
 
 def apply_quick(cfg: BenchmarkConfig) -> BenchmarkConfig:
@@ -232,11 +232,15 @@ def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
     return cells
 
 
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+
+
 def settings(cfg: BenchmarkConfig, cell: Cell) -> dict[str, Any]:
     """JSON-ready fields that determine a cell's result: the env (its ratio and seed are the cell's), the
     budget and evaluation fields, and the method's hyperparameters."""
     env = config_to_dict(dataclasses.replace(cfg.env, mask_ratio=EnvConfig.mask_ratio, seed=EnvConfig.seed))
-    values = {"env": env, **{k: getattr(cfg, k) for k in _RESULT_FIELDS}}
+    values = {"env": env, **{k: _plain(getattr(cfg, k)) for k in _RESULT_FIELDS}}
     values = json.loads(json.dumps(values, default=str))
     values["hyperparams"] = sampler_hyperparams(cell.method, cell.sampler_config(cfg.sampler))
     return values
@@ -258,21 +262,32 @@ def _check_config(cfg: BenchmarkConfig) -> None:
     if cfg.sampler.direction != SamplerConfig.direction:
         raise ValueError(f"--direction {cfg.sampler.direction}: the benchmark runs every direction listed in "
                          "--directions (one row each); set that instead")
-    if len(cfg.eval_views) != 2:
-        raise ValueError(f"eval_views takes two numbers (temporal, spatial), got {cfg.eval_views}")
+    if cfg.downstream_max_videos is not None and cfg.downstream_max_videos < 1:
+        raise ValueError(f"downstream_max_videos must be >= 1 (or unset), got {cfg.downstream_max_videos}")
 
 
-def downstream_config(cfg: BenchmarkConfig, encoder: Path, out: Path, seed: int, probe: bool) -> FinetuneConfig:
-    """The fixed small probe / fine-tune recipe every cell's encoder gets (no Mixup: budgets are short)."""
-    epochs = cfg.probe_epochs if probe else cfg.finetune_epochs
-    return FinetuneConfig(
-        encoder=str(encoder), data=cfg.env.data, out=out, linear_probe=probe, epochs=epochs,
-        batch_size=cfg.downstream_batch_size, lr=cfg.probe_lr if probe else cfg.finetune_lr,
-        warmup_epochs=0.0 if probe else 0.1 * epochs, drop_path=0.0 if probe else 0.1,
-        smoothing=0.0 if probe else 0.1, mixup=0.0, cutmix=0.0, temporal_views=cfg.eval_views[0],
-        spatial_views=cfg.eval_views[1], max_steps_per_epoch=cfg.downstream_max_steps, device=cfg.device,
-        seed=seed, progress=False, save_classifier=False,
-    )
+def measure_downstream(cfg: BenchmarkConfig, export: Path, seed: int) -> dict[str, Any]:
+    """The CPU protocol's frozen probe and (``run_finetune``) short fine-tune of one exported encoder.
+
+    Train and val clips are the train and val splits of the cell's data, one centre clip per video.
+    Returns ``probe_top1``, ``finetune_top1`` (None when skipped), ``num_classes``, ``num_val_clips``,
+    ``probe_s`` and ``finetune_s``.
+    """
+    encoder = load_encoder(export)
+    spec = encoder.cfg.video
+    train, val = (load_clipset(cfg.env.data, spec, split, max_videos=cfg.downstream_max_videos)
+                  for split in ("train", "val"))
+    num_classes = max(train.num_classes, val.num_classes)
+    start = time.perf_counter()
+    probe = linear_probe(encoder, train, val, cfg.probe, num_classes)
+    probe_s = time.perf_counter() - start
+    tuned = None
+    if cfg.run_finetune:
+        tuned = short_finetune(load_encoder(export), train, val, cfg.finetune, cfg.probe, seed=seed,
+                               num_classes=num_classes, head_from_probe=cfg.head_from_probe)
+    return {"probe_top1": probe.top1, "finetune_top1": None if tuned is None else tuned.top1,
+            "num_classes": num_classes, "num_val_clips": len(val), "probe_s": probe_s,
+            "finetune_s": None if tuned is None else tuned.wall_s}
 
 
 def _pretrain(cell: Cell, cfg: BenchmarkConfig, env: Any, stats: CellStatsCallback, device: torch.device) -> Any:
@@ -323,24 +338,16 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
         peak_rss = peak_rss_mb()
         val_loss = heldout.loss(env.engine)
         encoder = export_encoder(env.engine.model, cell_dir / "encoder", format="native", overwrite=True)
-        probe: dict[str, Any] = {}
-        tuned: dict[str, Any] = {}
-        probe_s = finetune_s = None
-        if cfg.downstream:
-            downstream_start = time.perf_counter()
-            probe = finetune(downstream_config(cfg, encoder, cell_dir / "probe", cell.seed, probe=True))
-            probe_s = time.perf_counter() - downstream_start
-            tuned = finetune(downstream_config(cfg, encoder, cell_dir / "finetune", cell.seed, probe=False))
-            finetune_s = time.perf_counter() - downstream_start - probe_s
     finally:
         env.close()
+    downstream = measure_downstream(cfg, encoder, cell.seed) if cfg.downstream else {
+        "probe_top1": None, "finetune_top1": None, "num_classes": None, "num_val_clips": None, "probe_s": None,
+        "finetune_s": None}
     sampler = getattr(agent, "policy", None)
     metrics = {
         "method": cell.label, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
         "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if learned else 0,
-        "val_recon_loss": val_loss, **stats.summary(), "probe_top1": probe.get("top1"), "finetune_top1": tuned.get("top1"),
-        "num_classes": probe.get("num_classes"), "num_val_videos": probe.get("num_val_videos"),
-        "pretrain_s": pretrain_s, "probe_s": probe_s, "finetune_s": finetune_s,
+        "val_recon_loss": val_loss, **stats.summary(), **downstream, "pretrain_s": pretrain_s,
         "clips_per_s": stats.clips / pretrain_s if stats.clips else None, "peak_rss_mb": peak_rss,
         "sampler_params": sum(p.numel() for p in sampler.parameters()) if isinstance(sampler, torch.nn.Module) else 0,
         "wall_s": time.perf_counter() - start,

@@ -2,7 +2,7 @@
 
 ``results.csv`` has one row per cell (method, mask ratio, seed); ``results.md`` aggregates the
 seeds (mean ± sample standard deviation) per method and ratio, names the best encoder, and
-gives the fine-tune gain over random masking paired by seed (same data, same MAE
+gives the probe and fine-tune gains over random masking paired by seed (same data, same MAE
 initialisation); ``learning_curves.png`` and ``accuracy.png`` plot the runs.
 """
 
@@ -82,8 +82,9 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      and m.get(key) is not None and by_cell[("random", ratio, m["seed"])].get(key) is not None]
             row[key.split("_")[0] + "_vs_random"] = _stats(pairs) if pairs else None
         rows.append(row)
-    # Best fine-tune first; without downstream numbers (--no-downstream), lowest held-out loss first.
-    return sorted(rows, key=lambda r: -r["finetune_top1"][0] if r["finetune_top1"] else r["val_recon_loss"][0])
+    # Best probe (the protocol's main CPU metric) first; without downstream numbers (--no-downstream), lowest
+    # held-out loss first.
+    return sorted(rows, key=lambda r: -r["probe_top1"][0] if r["probe_top1"] else r["val_recon_loss"][0])
 
 
 def _fmt(stat: tuple[float, float | None] | None, scale: float = 1.0, digits: int = 1, sign: bool = False) -> str:
@@ -120,21 +121,26 @@ def _downstream_line(settings: dict[str, Any]) -> str:
     """What the downstream columns measured (or that they were skipped)."""
     if not settings.get("downstream", True):
         return "Downstream: skipped (--no-downstream)."
-    s = settings
-    return (f"Downstream: linear probe {s['probe_epochs']} epoch(s) at lr {s['probe_lr']:g}, fine-tune "
-            f"{s['finetune_epochs']} epoch(s) at lr {s['finetune_lr']:g}, {s['eval_views'][0]}x{s['eval_views'][1]} "
-            "view(s) per val video.")
+    probe, recipe = settings.get("probe"), settings.get("finetune")
+    if not isinstance(probe, dict) or not isinstance(recipe, dict):  # cells of the old (SGD probe) benchmark
+        return "Downstream: the pre-protocol recipe of these cells (see their settings)."
+    line = (f"Downstream (the CPU protocol of tats_env.downstream.protocol): frozen probe on {probe['pooling']}-pooled "
+            f"features (L-BFGS, weight decay {probe['weight_decay']:g})")
+    if settings.get("run_finetune", True):
+        line += (f"; short fine-tune {recipe['epochs']} epoch(s) at lr {recipe['lr']:g}, batch {recipe['batch_size']}, "
+                 f"head pooled the same way")
+    return line + "; one centre clip per val video."
 
 
 def _resolution_line(metrics: dict[str, Any]) -> str:
     """How fine the accuracies are: chance level, and what one val video and binomial noise amount to."""
-    classes, videos = metrics.get("num_classes"), metrics.get("num_val_videos")
+    classes, videos = metrics.get("num_classes"), metrics.get("num_val_clips", metrics.get("num_val_videos"))
     if not classes or not videos:
         return ""
     chance = 1.0 / classes
     noise = (chance * (1 - chance) / videos) ** 0.5
-    return (f"Accuracy resolution: chance is {100 * chance:.1f} % ({classes} classes); {videos} val videos, so one "
-            f"video is {100 / videos:.1f} pp and the binomial standard deviation near chance is {100 * noise:.1f} pp. "
+    return (f"Accuracy resolution: chance is {100 * chance:.1f} % ({classes} classes); {videos} val clips, so one "
+            f"clip is {100 / videos:.1f} pp and the binomial standard deviation near chance is {100 * noise:.1f} pp. "
             "Top-1 differences smaller than that (or rows not above `scratch`) say nothing about the sampler; "
             "compare held-out loss and motion precision instead, and raise the budget.")
 
@@ -156,8 +162,8 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
         "Values are mean ± standard deviation over seeds.", "",
         *(line for line in (
             _resolution_line(m0),
-            _best_line(rows, "finetune_top1", "Best encoder (fine-tune top-1)", True, 100, " %", 1),
-            _best_line(rows, "probe_top1", "Best linear probe top-1", True, 100, " %", 1),
+            _best_line(rows, "probe_top1", "Best encoder (frozen-probe top-1, the main CPU metric)", True, 100, " %", 1),
+            _best_line(rows, "finetune_top1", "Best short fine-tune top-1", True, 100, " %", 1),
             _best_line(rows, "val_recon_loss", "Lowest held-out reconstruction loss", False, 1, "", 4),
             _best_line(rows, "motion_lift_mask_hard", "Largest mask-hard motion lift", True, 1, "", 3),
             _best_line(rows, "motion_lift_show_hard", "Largest show-hard motion lift", True, 1, "", 3),
@@ -231,14 +237,14 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
 def plot_accuracy(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Linear-probe and fine-tune top-1 per method and ratio: bars = seed mean, error bars = std, dots = seeds."""
     rows = [r for r in sorted(aggregate(records), key=lambda r: (r["mask_ratio"], r["method"]))
-            if r["probe_top1"] is not None and r["finetune_top1"] is not None]
+            if r["probe_top1"] is not None]
     fig = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
     ax = fig.add_subplot()
     x = np.arange(len(rows))
     bars = ((-0.2, "probe_top1", "linear probe", "C0"), (0.2, "finetune_top1", "fine-tune", "C1"))
     for offset, key, label, color in bars:
-        means = [100 * r[key][0] for r in rows]
-        stds = [100 * (r[key][1] or 0.0) for r in rows]
+        means = [100 * r[key][0] if r[key] else 0.0 for r in rows]  # no bar where a part was not run
+        stds = [100 * (r[key][1] or 0.0) if r[key] else 0.0 for r in rows]
         ax.bar(x + offset, means, width=0.4, yerr=stds, capsize=3, color=color, alpha=0.75, label=label)
         for i, r in enumerate(rows):
             seeds = [100 * rec["metrics"][key] for rec in records

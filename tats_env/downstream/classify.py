@@ -9,7 +9,7 @@ cross-entropy, else label smoothing; stochastic depth in the encoder.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from timm.data import Mixup
@@ -19,11 +19,14 @@ from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 
 from tats_env.config import MAEConfig
+from tats_env.downstream.pooling import Pooling, check_pooling, num_regions, pool_regions
 from tats_env.mae import FeatureEncoder
 from tats_env.mae.layers import init_vit_weights
 
+HeadNorm = Literal["layer", "batch"]
+
 __all__ = [
-    "VideoClassifier", "VideoMixup", "build_criterion", "build_optimizer", "build_scheduler",
+    "HeadNorm", "VideoClassifier", "VideoMixup", "build_criterion", "build_optimizer", "build_scheduler",
     "confusion_matrix", "random_encoder", "topk_accuracy",
 ]
 
@@ -36,7 +39,7 @@ def random_encoder(cfg: MAEConfig) -> FeatureEncoder:
 
 
 class VideoClassifier(nn.Module):
-    """Encoder + mean pooling + ``fc_norm`` + dropout + linear head: ``(B, C, T, H, W)`` -> logits.
+    """Encoder + pooling + ``fc_norm`` + dropout + linear head: ``(B, C, T, H, W)`` -> logits.
 
     The encoder's pre-training ``norm`` is replaced by the fresh ``fc_norm`` after pooling, as in
     VideoMAE fine-tuning (and HF ``VideoMAEForVideoClassification``); it is removed from the
@@ -48,22 +51,37 @@ class VideoClassifier(nn.Module):
         num_classes: outputs of the head.
         head_drop: dropout before the head (VideoMAE's ``fc_drop_rate``).
         init_scale: the head's truncated-normal(0.02) weights are multiplied by this (VideoMAE 0.001).
+        pooling: how token features become the head's input (:mod:`tats_env.downstream.pooling`):
+            ``"mean"`` (VideoMAE's head, the default) or ``"time"``/``"quadrants"``, whose regions
+            are concatenated (the head then takes ``regions * D`` inputs).
+        head_norm: ``"layer"`` (VideoMAE's ``fc_norm``: a LayerNorm over each region's ``D``
+            features) or ``"batch"`` (a BatchNorm without affine over every pooled feature, as in
+            MAE's linear probe: it standardises each feature over the clips, so features whose
+            useful variation is small next to their mean are not drowned; short runs learn much
+            faster with it).
     """
 
     def __init__(self, encoder: FeatureEncoder, num_classes: int, head_drop: float = 0.0,
-                 init_scale: float = 0.001) -> None:
+                 init_scale: float = 0.001, pooling: Pooling = "mean", head_norm: HeadNorm = "layer") -> None:
         super().__init__()
         if encoder.final_norm:
             raise ValueError("VideoClassifier pools pre-norm features; load the encoder with final_norm=False")
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        check_pooling(encoder.cfg.video.grid, pooling)
         encoder.norm = nn.Identity()  # type: ignore[assignment]
         self.encoder = encoder
         self.num_classes = num_classes
+        self.pooling: Pooling = pooling
+        if head_norm not in ("layer", "batch"):
+            raise ValueError(f"head_norm must be 'layer' or 'batch', got {head_norm!r}")
+        self.head_norm: HeadNorm = head_norm
         dim = encoder.cfg.embed_dim
-        self.fc_norm = nn.LayerNorm(dim, eps=encoder.cfg.layer_norm_eps)
+        width = num_regions(encoder.cfg.video.grid, pooling) * dim
+        self.fc_norm = (nn.LayerNorm(dim, eps=encoder.cfg.layer_norm_eps) if head_norm == "layer"
+                        else nn.BatchNorm1d(width, affine=False))
         self.head_drop = nn.Dropout(head_drop)
-        self.head = nn.Linear(dim, num_classes)
+        self.head = nn.Linear(width, num_classes)
         nn.init.trunc_normal_(self.head.weight, std=0.02)
         with torch.no_grad():
             self.head.weight.mul_(init_scale)
@@ -92,8 +110,11 @@ class VideoClassifier(nn.Module):
         return self
 
     def forward_features(self, videos: Tensor) -> Tensor:
-        """Pooled, normalised clip features ``(B, D)``."""
-        return self.fc_norm(self.encoder(videos).mean(dim=1))
+        """Pooled, normalised clip features ``(B, regions * D)`` (``(B, D)`` under mean pooling)."""
+        regions = pool_regions(self.encoder(videos), self.encoder.cfg.video.grid, self.pooling)
+        if self.head_norm == "batch":
+            return self.fc_norm(regions.flatten(1))
+        return self.fc_norm(regions).flatten(1)
 
     def forward(self, videos: Tensor) -> Tensor:
         """Class logits ``(B, num_classes)``."""

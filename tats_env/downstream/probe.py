@@ -6,7 +6,8 @@ validation set, and differences between encoders are differences between their f
 between optimisation runs.
 
 * Features: the last block's output before the pre-training LayerNorm (what VideoMAE
-  fine-tuning pools), for every token of the centre clip, pooled by
+  fine-tuning pools), for every token of the centre clip, pooled
+  (:mod:`tats_env.downstream.pooling`) by
 
   - ``"quadrants"`` (the default and the protocol's main CPU metric): mean over each quarter of
     the frame (top-left, top-right, bottom-left, bottom-right token blocks) at each temporal
@@ -27,18 +28,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tats_env.downstream.classify import VideoClassifier
 from tats_env.downstream.clipset import ClipSet
+from tats_env.downstream.pooling import POOLINGS, Pooling, pool_tokens
 from tats_env.downstream.supervised import per_class_accuracy
 
-__all__ = ["Pooling", "ProbeConfig", "ProbeResult", "extract_features", "fit_probe", "linear_probe"]
+__all__ = [
+    "Pooling", "ProbeConfig", "ProbeResult", "extract_features", "fit_probe", "init_head_from_probe", "linear_probe",
+]
 
-Pooling = Literal["mean", "time", "quadrants"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,8 @@ class ProbeConfig:
     """Clips per forward pass when extracting features."""
 
     def __post_init__(self) -> None:
-        if self.pooling not in ("mean", "time", "quadrants"):
-            raise ValueError(f"pooling must be 'quadrants', 'time' or 'mean', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.weight_decay < 0 or self.max_iter < 1:
             raise ValueError("weight_decay must be >= 0 and max_iter >= 1")
 
@@ -80,23 +82,6 @@ class ProbeResult:
     """Feature extraction plus fitting time, seconds."""
 
 
-def _pool(tokens: Tensor, grid: tuple[int, int, int], pooling: Pooling) -> Tensor:
-    """``(B, N, D)`` token features -> ``(B, F)``."""
-    if pooling == "mean":
-        return tokens.mean(dim=1)
-    b, _, d = tokens.shape
-    t, h, w = grid
-    if pooling == "time":
-        return tokens.reshape(b, t, h * w, d).mean(dim=2).reshape(b, t * d)
-    if pooling != "quadrants":
-        raise ValueError(f"unknown pooling {pooling!r}")
-    if h % 2 or w % 2:
-        raise ValueError(f"'quadrants' pooling needs an even token grid, got {h}x{w} tokens per frame")
-    # mean over each quarter of the frame at each temporal slot: (b, t, row half, col half, d)
-    x = tokens.reshape(b, t, 2, h // 2, 2, w // 2, d).mean(dim=(3, 5))
-    return x.reshape(b, t * 4 * d)
-
-
 @torch.no_grad()
 def extract_features(encoder: nn.Module, clips: ClipSet, pooling: Pooling = "mean", batch_size: int = 64) -> Tensor:
     """Pooled features ``(N, F)`` of every clip under ``encoder`` (a :class:`~tats_env.mae.FeatureEncoder`).
@@ -106,7 +91,7 @@ def extract_features(encoder: nn.Module, clips: ClipSet, pooling: Pooling = "mea
     grid = encoder.cfg.video.grid  # type: ignore[union-attr]
     was_training = encoder.training
     encoder.eval()
-    feats = [_pool(encoder(videos).float(), grid, pooling) for videos, _ in clips.batches(batch_size)]
+    feats = [pool_tokens(encoder(videos).float(), grid, pooling) for videos, _ in clips.batches(batch_size)]
     encoder.train(was_training)
     return torch.cat(feats)
 
@@ -163,3 +148,32 @@ def linear_probe(encoder: nn.Module, train: ClipSet, val: ClipSet, cfg: ProbeCon
         per_class_top1=per_class_accuracy(val_pred, val.labels, num_classes),
         num_val=len(val), num_features=int(train_x.shape[1]), wall_s=time.perf_counter() - start,
     )
+
+
+@torch.no_grad()
+def init_head_from_probe(model: VideoClassifier, clips: ClipSet, weight_decay: float = 1e-3, max_iter: int = 500,
+                         batch_size: int = 64) -> None:
+    """Linear-probe-then-fine-tune (LP-FT): fit the probe on the classifier's own pooled features, make it the head.
+
+    ``model`` must have ``head_norm="batch"``: its BatchNorm's running statistics are set to the
+    mean and (biased) variance of the pooled features of ``clips`` under the current encoder, the
+    probe is fitted on the features that BatchNorm then produces, and the head takes its weights,
+    so the classifier starts exactly where the frozen probe ends. Fine-tuning from there keeps
+    the pre-trained features instead of wrecking them while a zero-initialised head is still
+    learning (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features").
+    """
+    if not isinstance(model.fc_norm, nn.BatchNorm1d):
+        raise ValueError("init_head_from_probe needs a classifier built with head_norm='batch'")
+    was_training = model.training
+    model.eval()
+    grid = model.encoder.cfg.video.grid
+    pooled = torch.cat([pool_tokens(model.encoder(x).float(), grid, model.pooling)
+                        for x, _ in clips.batches(batch_size)])
+    norm = model.fc_norm
+    norm.running_mean.copy_(pooled.mean(0))
+    norm.running_var.copy_(pooled.var(0, unbiased=False))
+    norm.num_batches_tracked.zero_()
+    head = fit_probe(norm(pooled), clips.labels, model.num_classes, weight_decay, max_iter)
+    model.head.weight.copy_(head.weight.float())
+    model.head.bias.copy_(head.bias.float())
+    model.train(was_training)

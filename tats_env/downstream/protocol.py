@@ -6,9 +6,11 @@ train/val split, :func:`run_protocol` measures
 * the **frozen-feature probe** (:mod:`tats_env.downstream.probe`, ``"quadrants"`` pooling by
   default), the main metric, for every
   encoder and for randomly initialised encoders of the same architecture (one per seed);
-* a **short fine-tune** of every encoder (:class:`~tats_env.downstream.supervised.ShortRecipe`);
-* the **from-scratch ViT**: the same architecture trained supervised from random init with the
-  same short recipe and budget;
+* a **short fine-tune** of every encoder (:class:`~tats_env.downstream.supervised.ShortRecipe`),
+  its classifier head pooling the tokens as the probe does (``probe.pooling``; VideoMAE's mean
+  pooling discards where and when the motion happens, and short runs never learn it back);
+* the **from-scratch ViT**: the same architecture and head trained supervised from random init
+  with the same short recipe and budget;
 * the **positive control**: a small 3D CNN trained from scratch on the same split and budget
   (:mod:`tats_env.downstream.control`);
 
@@ -38,14 +40,14 @@ from tats_env.config import MAEConfig
 from tats_env.downstream.classify import VideoClassifier, random_encoder
 from tats_env.downstream.clipset import ClipSet
 from tats_env.downstream.control import ControlConfig, train_control
-from tats_env.downstream.probe import ProbeConfig, linear_probe
-from tats_env.downstream.supervised import ShortRecipe, train_classifier
+from tats_env.downstream.probe import ProbeConfig, init_head_from_probe, linear_probe
+from tats_env.downstream.supervised import ShortRecipe, SupervisedResult, train_classifier
 from tats_env.export import load_encoder
 from tats_env.mae import FeatureEncoder
 
 __all__ = [
     "RANDOM_INIT", "ProtocolConfig", "RankingRefused", "binomial_sd", "rank_encoders", "ranking_check",
-    "run_protocol", "summarize",
+    "run_protocol", "short_finetune", "summarize",
 ]
 
 RANDOM_INIT = "random_init"
@@ -62,12 +64,17 @@ class ProtocolConfig:
     """Seeds of the random-init encoders, fine-tunes, from-scratch ViTs and controls."""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     """The frozen-feature probe (main metric)."""
-    finetune: ShortRecipe = field(default_factory=lambda: ShortRecipe(epochs=5, lr=5e-4))
-    """Short fine-tune of every pre-trained encoder (``run_finetune=False`` skips it)."""
-    scratch: ShortRecipe = field(default_factory=lambda: ShortRecipe(epochs=5, lr=1e-3))
-    """From-scratch supervised ViT of the same architecture."""
+    finetune: ShortRecipe = field(default_factory=lambda: ShortRecipe(epochs=3, lr=1e-4))
+    """Short fine-tune of every pre-trained encoder (``run_finetune=False`` skips it). lr 1e-4: with the
+    probe-initialised head, higher rates first undo the probe's fit (docs/results/issue11_probe.md)."""
+    scratch: ShortRecipe = field(default_factory=lambda: ShortRecipe(epochs=3, lr=1e-4))
+    """From-scratch supervised ViT of the same architecture (by default the fine-tune's recipe, so that the two
+    differ only in the encoder's initialisation)."""
     control: ControlConfig = field(default_factory=ControlConfig)
     """The 3D-CNN positive control."""
+    head_from_probe: bool = True
+    """Linear probe, then fine-tune (LP-FT): the fine-tune's and the from-scratch ViT's head (pooled like the probe,
+    BatchNorm-standardised) starts as the probe fitted on their own features; False: a zero-initialised head."""
     run_finetune: bool = True
     """Fine-tune every encoder (the slowest part; the probe is the main metric)."""
     run_scratch: bool = True
@@ -270,11 +277,9 @@ def run_protocol(
                              "per_class": [r.per_class_top1 for r in runs]}
         finished(f"positive control (3D CNN): {report['control']['text']}")
     if cfg.run_scratch:
-        runs = []
-        for seed in cfg.seeds:
-            model = VideoClassifier(seeded_random(seed), num_classes)
-            runs.append(train_classifier(model, train, val, cfg.scratch, seed=seed, num_classes=num_classes,
-                                         progress=progress))
+        runs = [short_finetune(seeded_random(seed), train, val, cfg.scratch, cfg.probe, seed=seed,
+                               num_classes=num_classes, head_from_probe=cfg.head_from_probe, progress=progress)
+                for seed in cfg.seeds]
         report["scratch_vit"] = {**summarize([r.top1 for r in runs], n_val),
                                  "train_top1": [r.train_top1 for r in runs], "wall_s": sum(r.wall_s for r in runs),
                                  "per_class": [r.per_class_top1 for r in runs]}
@@ -284,10 +289,9 @@ def run_protocol(
             runs = []
             for i, model in enumerate(models):
                 seed = cfg.seeds[i % len(cfg.seeds)]
-                torch.manual_seed(seed)
-                tuned = VideoClassifier(_copy_encoder(model), num_classes)
-                runs.append(train_classifier(tuned, train, val, cfg.finetune, seed=seed, num_classes=num_classes,
-                                             progress=progress))
+                runs.append(short_finetune(_copy_encoder(model), train, val, cfg.finetune, cfg.probe, seed=seed,
+                                           num_classes=num_classes, head_from_probe=cfg.head_from_probe,
+                                           progress=progress))
             entry = report["encoders"][name]
             entry["finetune"] = summarize([r.top1 for r in runs], n_val)
             entry["finetune_train_top1"] = [r.train_top1 for r in runs]
@@ -303,6 +307,23 @@ def run_protocol(
     if on_update is not None:
         on_update(report)
     return report
+
+
+def short_finetune(encoder: FeatureEncoder, train: ClipSet, val: ClipSet, recipe: ShortRecipe, probe: ProbeConfig,
+                   *, seed: int, num_classes: int, head_from_probe: bool = True,
+                   progress: bool = False) -> SupervisedResult:
+    """The protocol's short fine-tune of ``encoder`` (trained in place): the head pools like the probe
+    (``probe.pooling``) and standardises every pooled feature (BatchNorm, no affine); with
+    ``head_from_probe`` it starts as the probe fitted on those features (LP-FT, see
+    :func:`~tats_env.downstream.probe.init_head_from_probe`), else from VideoMAE's near-zero head.
+
+    The from-scratch ViT is this function applied to a random-init encoder.
+    """
+    torch.manual_seed(seed)
+    model = VideoClassifier(encoder, num_classes, pooling=probe.pooling, head_norm="batch")
+    if head_from_probe:
+        init_head_from_probe(model, train, probe.weight_decay, probe.max_iter, probe.batch_size)
+    return train_classifier(model, train, val, recipe, seed=seed, num_classes=num_classes, progress=progress)
 
 
 def _copy_encoder(model: FeatureEncoder) -> FeatureEncoder:
