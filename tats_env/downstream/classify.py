@@ -1,7 +1,9 @@
 """Action-recognition fine-tuning parts: the classifier, optimizer, schedule, video Mixup, metrics.
 
 The recipe is VideoMAE's ``run_class_finetuning.py`` on timm: mean pooling of the token
-features, ``fc_norm``, dropout, a linear head (initialised small); AdamW with layer-wise lr
+features, ``fc_norm``, dropout, a linear head (initialised small) (the CPU protocol's short
+fine-tune instead pools by quadrants and standardises with a BatchNorm, see
+:func:`tats_env.downstream.protocol.short_finetune`); AdamW with layer-wise lr
 decay; per-step cosine schedule after a linear warm-up; Mixup/CutMix with soft-target
 cross-entropy, else label smoothing; stochastic depth in the encoder.
 """
