@@ -58,9 +58,10 @@ class VideoClassifier(nn.Module):
             are concatenated (the head then takes ``regions * D`` inputs).
         head_norm: ``"layer"`` (VideoMAE's ``fc_norm``: a LayerNorm over each region's ``D``
             features) or ``"batch"`` (a BatchNorm without affine over every pooled feature, as in
-            MAE's linear probe: it standardises each feature over the clips, so features whose
-            useful variation is small next to their mean are not drowned; short runs learn much
-            faster with it).
+            MAE's linear probe: it standardises each feature over the clips, as the frozen probe
+            does, so the probe's weights can become the head's, see
+            :func:`~tats_env.downstream.probe.init_head_from_probe`; with a zero-initialised head
+            it was not faster than ``"layer"`` in our short runs).
     """
 
     def __init__(self, encoder: FeatureEncoder, num_classes: int, head_drop: float = 0.0,
