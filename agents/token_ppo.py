@@ -39,7 +39,9 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from agents.tats_network import TATSConfig
-from agents.token_credit import DEFAULT_DIRECTION, AdvantageKind, Direction, bernoulli_kl, direction_sign, token_advantages, token_policy_loss
+from agents.token_credit import (
+    DEFAULT_DIRECTION, AdvantageKind, Direction, bernoulli_kl, direction_sign, token_advantages, token_policy_loss,
+)
 from agents.token_policy import CriticKind, TokenTATSPolicy
 from tats_env.env.core import MaskingCore
 from tats_env.env.spaces import KOfNMask

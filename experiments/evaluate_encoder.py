@@ -79,6 +79,8 @@ def parse_encoders(items: Sequence[str]) -> dict[str, list[str]]:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse the command line, run the protocol, print the numbers and verdict; returns the report."""
     cfg = tyro.cli(EvaluateConfig, args=argv)
+    if cfg.out is not None and Path(cfg.out).suffix.lower() == ".png":
+        raise ValueError(f"--out {cfg.out}: the JSON report would be overwritten by its chart; name it .json")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     encoders = parse_encoders(cfg.encoders)

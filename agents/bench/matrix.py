@@ -232,15 +232,12 @@ def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
     return cells
 
 
-def _plain(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
-
-
 def settings(cfg: BenchmarkConfig, cell: Cell) -> dict[str, Any]:
     """JSON-ready fields that determine a cell's result: the env (its ratio and seed are the cell's), the
     budget and evaluation fields, and the method's hyperparameters."""
     env = config_to_dict(dataclasses.replace(cfg.env, mask_ratio=EnvConfig.mask_ratio, seed=EnvConfig.seed))
-    values = {"env": env, **{k: _plain(getattr(cfg, k)) for k in _RESULT_FIELDS}}
+    values = {"env": env, **{k: getattr(cfg, k) for k in _RESULT_FIELDS}}
+    values |= {k: config_to_dict(v) for k, v in values.items() if dataclasses.is_dataclass(v)}  # probe, finetune
     values = json.loads(json.dumps(values, default=str))
     values["hyperparams"] = sampler_hyperparams(cell.method, cell.sampler_config(cfg.sampler))
     return values
@@ -283,7 +280,8 @@ def measure_downstream(cfg: BenchmarkConfig, export: Path, seed: int) -> dict[st
     probe_s = time.perf_counter() - start
     tuned = None
     if cfg.run_finetune:
-        tuned = short_finetune(load_encoder(export), train, val, cfg.finetune, cfg.probe, seed=seed,
+        # the probe left the encoder as it was (eval mode, no gradients): fine-tune that same one
+        tuned = short_finetune(encoder, train, val, cfg.finetune, cfg.probe, seed=seed,
                                num_classes=num_classes, head_from_probe=cfg.head_from_probe)
     return {"probe_top1": probe.top1, "finetune_top1": None if tuned is None else tuned.top1,
             "num_classes": num_classes, "num_val_clips": len(val), "probe_s": probe_s,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,8 +41,6 @@ from tats_env.downstream.supervised import per_class_accuracy
 __all__ = [
     "Pooling", "ProbeConfig", "ProbeResult", "extract_features", "fit_probe", "init_head_from_probe", "linear_probe",
 ]
-
-
 
 @dataclass(frozen=True)
 class ProbeConfig:
@@ -150,7 +149,6 @@ def linear_probe(encoder: nn.Module, train: ClipSet, val: ClipSet, cfg: ProbeCon
     )
 
 
-@torch.no_grad()
 def init_head_from_probe(model: VideoClassifier, clips: ClipSet, weight_decay: float = 1e-3, max_iter: int = 500,
                          batch_size: int = 64) -> None:
     """Linear-probe-then-fine-tune (LP-FT): fit the probe on the classifier's own pooled features, make it the head.
@@ -162,18 +160,16 @@ def init_head_from_probe(model: VideoClassifier, clips: ClipSet, weight_decay: f
     the pre-trained features instead of wrecking them while a zero-initialised head is still
     learning (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features").
     """
-    if not isinstance(model.fc_norm, nn.BatchNorm1d):
-        raise ValueError("init_head_from_probe needs a classifier built with head_norm='batch'")
-    was_training = model.training
-    model.eval()
-    grid = model.encoder.cfg.video.grid
-    pooled = torch.cat([pool_tokens(model.encoder(x).float(), grid, model.pooling)
-                        for x, _ in clips.batches(batch_size)])
     norm = model.fc_norm
-    norm.running_mean.copy_(pooled.mean(0))
-    norm.running_var.copy_(pooled.var(0, unbiased=False))
-    norm.num_batches_tracked.zero_()
-    head = fit_probe(norm(pooled), clips.labels, model.num_classes, weight_decay, max_iter)
-    model.head.weight.copy_(head.weight.float())
-    model.head.bias.copy_(head.bias.float())
-    model.train(was_training)
+    if not isinstance(norm, nn.BatchNorm1d):
+        raise ValueError("init_head_from_probe needs a classifier built with head_norm='batch'")
+    pooled = extract_features(model.encoder, clips, model.pooling, batch_size)
+    with torch.no_grad():
+        norm.running_mean.copy_(pooled.mean(0))
+        norm.running_var.copy_(pooled.var(0, unbiased=False))
+        norm.num_batches_tracked.zero_()
+        standardised = F.batch_norm(pooled, norm.running_mean, norm.running_var, eps=norm.eps)  # eval-mode BatchNorm
+    head = fit_probe(standardised, clips.labels, model.num_classes, weight_decay, max_iter)
+    with torch.no_grad():
+        model.head.weight.copy_(head.weight.float())
+        model.head.bias.copy_(head.bias.float())

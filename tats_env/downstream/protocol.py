@@ -272,17 +272,13 @@ def run_protocol(
     if cfg.run_control:
         runs = [train_control(train, val, cfg.control, seed=seed, num_classes=num_classes, progress=progress)
                 for seed in cfg.seeds]
-        report["control"] = {**summarize([r.top1 for r in runs], n_val),
-                             "train_top1": [r.train_top1 for r in runs], "wall_s": sum(r.wall_s for r in runs),
-                             "per_class": [r.per_class_top1 for r in runs]}
+        report["control"] = _supervised_entry(runs, n_val)
         finished(f"positive control (3D CNN): {report['control']['text']}")
     if cfg.run_scratch:
         runs = [short_finetune(seeded_random(seed), train, val, cfg.scratch, cfg.probe, seed=seed,
                                num_classes=num_classes, head_from_probe=cfg.head_from_probe, progress=progress)
                 for seed in cfg.seeds]
-        report["scratch_vit"] = {**summarize([r.top1 for r in runs], n_val),
-                                 "train_top1": [r.train_top1 for r in runs], "wall_s": sum(r.wall_s for r in runs),
-                                 "per_class": [r.per_class_top1 for r in runs]}
+        report["scratch_vit"] = _supervised_entry(runs, n_val)
         finished(f"from-scratch ViT: {report['scratch_vit']['text']}")
     if cfg.run_finetune:
         for name, models in loaded.items():
@@ -307,6 +303,12 @@ def run_protocol(
     if on_update is not None:
         on_update(report)
     return report
+
+
+def _supervised_entry(runs: Sequence[SupervisedResult], n_val: int) -> dict[str, Any]:
+    """Report entry of one supervised model trained once per seed: the summary plus train top-1, time, per class."""
+    return {**summarize([r.top1 for r in runs], n_val), "train_top1": [r.train_top1 for r in runs],
+            "wall_s": sum(r.wall_s for r in runs), "per_class": [r.per_class_top1 for r in runs]}
 
 
 def short_finetune(encoder: FeatureEncoder, train: ClipSet, val: ClipSet, recipe: ShortRecipe, probe: ProbeConfig,
