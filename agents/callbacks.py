@@ -15,7 +15,7 @@ from tats_env.env import masking_core
 from agents.token_credit import DEFAULT_DIRECTION, Direction
 from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid, save_png
 
-ENV_STAT_KEYS = ("recon_loss", "motion_precision", "foreground_share", "motion_recall", "motion_lift_show_hard",
+ENV_STAT_KEYS = ("recon_loss", "moving_visible", "moving_hidden", "motion_precision", "foreground_share", "motion_recall", "motion_lift_show_hard",
                  "motion_lift_mask_hard", "moving_static_error_ratio")
 
 

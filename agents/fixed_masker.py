@@ -35,11 +35,7 @@ class FixedMaskerAgent(StepwiseAgent):
             env.seed(seed)
 
     def _masks(self) -> np.ndarray:
-        core = self.core
-        if core.batch is None:
-            raise RuntimeError("reset the env before asking for masks")
-        mask = self.masker(core.batch["video"], core.spec, core.config.mask_ratio, generator=self.generator)
-        return mask.cpu().numpy().astype(np.int8)
+        return self.core.fixed_masks(self.masker, self.generator).cpu().numpy().astype(np.int8)
 
     def act(self, observation: np.ndarray) -> tuple[np.ndarray, None]:
         """The masker's masks of the env's current clips."""

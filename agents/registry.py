@@ -35,9 +35,10 @@ from agents.policy import TATSPolicy
 from agents.reinforce import Reinforce, RuleKind
 from agents.token_ppo import TokenPPO
 from tats_env.env import TopKScoreVecAction, masking_core
+from tats_env.mae.composition import COMPOSITION_MASKERS
 from tats_env.mae.masking import MASKERS
 
-__all__ = ["SamplerKind", "SamplerSpec", "SAMPLERS", "LEARNED_SAMPLERS", "FIXED_MASKERS", "build_sampler",
+__all__ = ["SamplerKind", "SamplerSpec", "SAMPLERS", "LEARNED_SAMPLERS", "FIXED_MASKERS", "DEFAULT_MATRIX", "build_sampler",
            "sampler_hyperparams"]
 
 SamplerKind = Literal["sb3", "stepwise", "masker", "scratch"]
@@ -59,6 +60,9 @@ class SamplerSpec:
     """``(env, hyperparameters, seed, device) -> agent``; None for ``scratch``."""
     sections: tuple[str, ...] = ()
     """The :class:`SamplerConfig` sections this sampler reads (its hyperparameters, for fingerprints)."""
+    diagnostic: bool = False
+    """An oracle that reads the clips' foreground masks (:mod:`tats_env.mae.composition`): for diagnosis runs,
+    not in the benchmark's default matrix."""
 
     @property
     def learned(self) -> bool:
@@ -120,7 +124,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
                                     ("direction", "reinforce")),
     "sac_topk": SamplerSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreVecAction)", _sac_topk,
                             ("sac",)),
-    **{name: SamplerSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking", _fixed(name)) for name in MASKERS},
+    **{name: SamplerSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking", _fixed(name))
+       for name in MASKERS if name not in COMPOSITION_MASKERS},
+    **{name: SamplerSpec(name, "masker", f"oracle composition masker {name} (reads foreground masks)", _fixed(name),
+                         diagnostic=True) for name in COMPOSITION_MASKERS},
     "scratch": SamplerSpec("scratch", "scratch", "no pre-training: the initial encoder straight to the evaluation"),
 }
 """Every sampler by name, in table order."""
@@ -129,6 +136,8 @@ LEARNED_SAMPLERS: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items(
 """Names of the RL samplers (what ``train_ppo.py --method`` accepts)."""
 FIXED_MASKERS: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items() if spec.kind == "masker")
 """Names of the fixed maskers (what ``--warmup-masker`` accepts)."""
+DEFAULT_MATRIX: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items() if not spec.diagnostic)
+"""Every sampler but the diagnostic oracles: the benchmark's default ``--methods``."""
 
 
 def _spec(name: str) -> SamplerSpec:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import torch
 import tyro
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecMonitor
 
 from agents import distributed  # [distributed] torchrun / DDP hooks
@@ -109,6 +111,9 @@ class TrainConfig:
     """Rollouts (logger dumps) between two one-line summaries on the terminal."""
     verbose: bool = False
     """Also print SB3's full statistics table at every rollout (they always go to TensorBoard and progress.csv)."""
+    deterministic: bool = False
+    """``torch.use_deterministic_algorithms(True)``: bitwise-repeatable runs on GPU too, at some speed cost
+    (ops without a deterministic kernel then raise). On the CPU runs repeat exactly without it."""
     max_skipped_updates: int = 10
     """Consecutive MAE updates with a non-finite loss or gradient (each skipped) that stop the run."""
 
@@ -122,6 +127,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return distributed.rank_device(torch.device(name))  # [distributed]
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (every device) with ``seed``; ``deterministic`` also asks torch for
+    deterministic kernels only (and cuBLAS for a fixed workspace, which it needs for that)."""
+    set_random_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
 
 
 def build_env(cfg: TrainConfig, device: torch.device) -> VideoMaskingVecEnv:
@@ -183,6 +198,7 @@ class CoTrainer:
         self.checkpoint_path = self.out / CHECKPOINT_NAME
         self._prepare_run_dir()
         self.device = resolve_device(cfg.device)
+        seed_everything(cfg.env.seed, cfg.deterministic)  # the one seeding point: before env, MAE and sampler exist
         self.env = build_env(cfg, self.device)
         self.monitored = VecMonitor(self.env)
         self.agent = build_sampler(cfg.method, self.monitored, cfg.sampler, cfg.env.seed, self.device)

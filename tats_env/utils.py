@@ -17,6 +17,8 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -25,7 +27,7 @@ import torch
 
 __all__ = [
     "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "replace_dir",
-    "remove_stale_temporaries", "nonfinite_tensors", "autocast_context", "peak_rss_mb",
+    "remove_stale_temporaries", "nonfinite_tensors", "autocast_context", "peak_rss_mb", "seeded_torch",
 ]
 
 
@@ -123,3 +125,15 @@ def peak_rss_mb() -> float:
     """Resident-set high-water mark of this process in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024**2
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+@contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Run the body with torch's CPU generator seeded by ``seed``, restoring the caller's generator afterwards.
+
+    Weights built inside (on the CPU, then moved) depend on ``seed`` alone, whatever ran before,
+    and the caller's random stream is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

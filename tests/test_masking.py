@@ -13,7 +13,11 @@ SPEC = get_preset("tiny").video  # 8 x 8 x 8 = 512 tokens
 @pytest.mark.parametrize("ratio", [0.5, 0.75, 0.9, 0.95])
 def test_exact_count_dtype_device(name, ratio):
     videos = torch.randn(5, 3, SPEC.num_frames, SPEC.image_size, SPEC.image_size)
-    mask = get_masker(name)(videos, SPEC, ratio, generator=torch.Generator().manual_seed(1))
+    masker = get_masker(name)
+    extra = {}
+    if getattr(masker, "needs_foreground", False):  # composition maskers: moving tokens of every share
+        extra["foreground"] = torch.rand(5, SPEC.num_tokens) < torch.linspace(0.0, 1.0, 5)[:, None]
+    mask = masker(videos, SPEC, ratio, generator=torch.Generator().manual_seed(1), **extra)
     assert mask.dtype == torch.bool
     assert mask.device == videos.device
     assert mask.shape == (5, SPEC.num_tokens)

@@ -67,6 +67,8 @@ class HeldOutClips:
 
 LIFT_KEYS = ("motion_lift_show_hard", "motion_lift_mask_hard")
 """Motion lift in both directions (:func:`tats_env.env.core.motion_lift`): 0 = random masks, 1 = the best mask."""
+COMPOSITION_KEYS = ("moving_visible", "moving_hidden")
+"""Moving tokens left visible and masked per clip (:func:`tats_env.env.core.motion_statistics`)."""
 
 
 class CellStatsCallback(BaseCallback):
@@ -100,7 +102,7 @@ class CellStatsCallback(BaseCallback):
         self._precision: list[float] = []
         self._share: list[float] = []
         self._recall: list[float] = []
-        self._lift: dict[str, list[float]] = {key: [] for key in LIFT_KEYS}
+        self._lift: dict[str, list[float]] = {key: [] for key in LIFT_KEYS + COMPOSITION_KEYS}
         self._rewards: list[float] = []
 
     def _on_step(self) -> bool:

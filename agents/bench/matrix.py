@@ -43,7 +43,7 @@ from stable_baselines3.common.utils import set_random_seed
 
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
 from agents.hyperparams import SamplerConfig
-from agents.registry import SAMPLERS, build_sampler, sampler_hyperparams
+from agents.registry import DEFAULT_MATRIX, SAMPLERS, build_sampler, sampler_hyperparams
 from agents.token_credit import Direction
 from agents.bench.report import write_report
 from agents.bench.timing import run_isolated
@@ -86,9 +86,10 @@ class BenchmarkConfig:
     """get_preset overrides as key=value (e.g. num_frames=8 image_size=32 depth=2)."""
     out: Path = Path("runs/benchmark")
     """Output folder: cells/ (one JSON per finished cell), results.csv, results.md, PNG plots."""
-    methods: tuple[SamplerName, ...] = tuple(SAMPLERS)  # type: ignore[valid-type]
+    methods: tuple[SamplerName, ...] = DEFAULT_MATRIX  # type: ignore[valid-type]
     """Samplers of the registry (agents.registry), and scratch (no pre-training: the same initial encoder
-    straight to probe / fine-tune, the reference)."""
+    straight to probe / fine-tune, the reference). The composition oracles (show_moving_*, hide_moving_*,
+    temporal_split_*: they read the foreground masks) run only when named."""
     sweep_methods: tuple[SamplerName, ...] = ("token_ppo", "tube", "random")  # type: ignore[valid-type]
     """Methods run at every ratio of --ratios; the others run at --mask-ratio only."""
     directions: tuple[Direction, ...] = get_args(Direction)

@@ -23,12 +23,12 @@ __all__ = ["CSV_COLUMNS", "load_records", "write_csv", "aggregate", "render_mark
 
 CSV_COLUMNS: list[str] = [
     "method", "mask_ratio", "seed", "clips", "mae_updates", "warmup_clips", "val_recon_loss", "final_train_loss",
-    "probe_top1", "finetune_top1", "motion_lift_show_hard", "motion_lift_mask_hard", "motion_precision",
-    "foreground_share", "motion_recall", "mean_reward",
+    "probe_top1", "finetune_top1", "motion_lift_show_hard", "motion_lift_mask_hard", "moving_visible",
+    "moving_hidden", "motion_precision", "foreground_share", "motion_recall", "mean_reward",
     "pretrain_s", "probe_s", "finetune_s", "wall_s", "clips_per_s", "peak_rss_mb", "sampler_params",
 ]
 _AGGREGATED = ["finetune_top1", "probe_top1", "val_recon_loss", "motion_lift_show_hard", "motion_lift_mask_hard",
-               "motion_precision", "foreground_share",
+               "moving_visible", "moving_hidden", "motion_precision", "foreground_share",
                "clips_per_s", "peak_rss_mb", "wall_s"]
 
 
@@ -169,9 +169,9 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
             _best_line(rows, "motion_lift_show_hard", "Largest show-hard motion lift", True, 1, "", 3),
         ) if line), "",
         "| method | mask ratio | seeds | fine-tune top-1 % | Δ vs random (pp) | linear-probe top-1 % | "
-        "Δ probe vs random (pp) | held-out loss | lift show-hard | lift mask-hard | motion precision | "
-        "foreground share | clips/s | peak RSS MB | wall s |",
-        "|" + "---|" * 15,
+        "Δ probe vs random (pp) | held-out loss | lift show-hard | lift mask-hard | movers visible / hidden | "
+        "motion precision | foreground share | clips/s | peak RSS MB | wall s |",
+        "|" + "---|" * 16,
     ]
     for r in rows:
         lines.append(
@@ -179,13 +179,15 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
             f"{_fmt(r['finetune_vs_random'], 100, sign=True)} | {_fmt(r['probe_top1'], 100)} | "
             f"{_fmt(r['probe_vs_random'], 100, sign=True)} | {_fmt(r['val_recon_loss'], 1, 4)} | "
             f"{_fmt(r['motion_lift_show_hard'], 1, 3, sign=True)} | {_fmt(r['motion_lift_mask_hard'], 1, 3, sign=True)} | "
+            f"{_fmt(r['moving_visible'], 1, 1)} / {_fmt(r['moving_hidden'], 1, 1)} | "
             f"{_fmt(r['motion_precision'], 1, 3)} | {_fmt(r['foreground_share'], 1, 3)} | "
             f"{_fmt(r['clips_per_s'], 1, 1)} | {_fmt(r['peak_rss_mb'], 1, 0)} | {_fmt(r['wall_s'], 1, 0)} |")
     lines += ["", "Δ columns: difference to `random` at the same mask ratio and seed (same clips, same MAE "
               "initialisation), averaged over seeds. Motion precision: share of masked tokens on moving "
               "foreground; random masks score the foreground share. Lift: 0 = random masks, 1 = the best K-of-N mask in "
               "that direction (show-hard: visible budget spent on moving tokens; mask-hard: moving tokens "
-              "masked), averaged over the sampler's clips after the warm-up.", ""]
+              "masked), averaged over the sampler's clips after the warm-up. Movers visible / hidden: moving tokens per clip "
+              "left visible and masked (a random mask leaves m V / N visible).", ""]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ reward baseline, ``action_space.sample()``) come from a per-rank seed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from tats_env.env.engine import CoTrainingEngine, EngineConfig
 from tats_env.env.rewards import RewardConfig, RewardFunction
 from tats_env.env.spaces import InvalidActionMode, KOfNMask, action_to_mask
 from tats_env.mae.masking import random_mask, token_foreground
+from tats_env.utils import seeded_torch
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class EnvConfig:
     foreground_threshold: float = 0.25
     """Share of a token's pixels that must be foreground for it to count as a motion token."""
     seed: int = 0
-    """Seed of the clip stream (shuffle and augmentation); the training scripts seed networks and masks from it too."""
+    """Seed of the MAE's initial weights (drawn from it alone when the env builds its MAE), of the clip stream
+    (shuffle and augmentation) and of the env's own random masks; the training scripts seed the sampler from it
+    too. ``reset(seed=...)`` restarts the clip stream and masks, not the (learned) weights."""
     token_info: bool = False
     """Put the step's per-token signal into ``info`` for token-level learners: ``token_error``
     (float32 ``(N,)``, the MAE's error of each masked token, NaN at visible tokens), ``token_mask``
@@ -71,7 +74,8 @@ class EnvConfig:
 def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-clip motion statistics of masks ``(B, N)`` against foreground tokens ``(B, N)`` (both bool).
 
-    ``motion_precision``: share of masked tokens on the foreground; ``foreground_share``: share of
+    ``moving_visible`` / ``moving_hidden``: moving tokens left visible / masked (random masking leaves
+    ``m V / N`` visible in expectation); ``motion_precision``: share of masked tokens on the foreground; ``foreground_share``: share of
     all tokens on it (what random masking scores as precision); ``motion_recall``: share of
     foreground tokens masked (NaN for a clip without foreground; random masking scores the ratio);
     ``motion_lift_show_hard`` and ``motion_lift_mask_hard``: see :func:`motion_lift`.
@@ -79,6 +83,8 @@ def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str,
     hits = (foreground & mask).sum(1).float()
     fg_count = foreground.sum(1).float()
     return {
+        "moving_visible": fg_count - hits,
+        "moving_hidden": hits,
         "motion_precision": hits / mask.sum(1).float(),
         "foreground_share": foreground.float().mean(1),
         "motion_recall": torch.where(fg_count > 0, hits / fg_count.clamp_min(1), torch.full_like(hits, float("nan"))),
@@ -167,8 +173,11 @@ class MaskingCore:
         self.num_masked = spec.num_masked(self.config.mask_ratio)
         _, world_size = process_shard()
         # The engine's batch is the global one (num_envs per process): it scales the blr learning rate.
-        self.engine = engine or CoTrainingEngine(self.mae_config, self.config.engine_config, num_envs * world_size,
-                                                 self.device)
+        if engine is None:
+            with seeded_torch(self.config.seed):  # the MAE's initial weights depend on the env's seed alone
+                engine = CoTrainingEngine(self.mae_config, self.config.engine_config, num_envs * world_size,
+                                          self.device)
+        self.engine = engine
         if dataset is None:
             dataset = build_dataset(self.config.data, spec, split=self.config.split, train=True,
                                     sampling=self.config.sampling, seed=self.config.seed)
@@ -190,6 +199,7 @@ class MaskingCore:
         self.token_info = self.config.token_info
         """Put per-token errors, masks and foreground into ``info`` (see :attr:`EnvConfig.token_info`)."""
         self.episodes = 0
+        self._foreground_tokens: torch.Tensor | None = None
         self._mask_generator = torch.Generator(device=self.device).manual_seed(self.rank_seed(self.config.seed))
 
     def rank_seed(self, seed: int) -> int:
@@ -209,8 +219,45 @@ class MaskingCore:
         if "foreground" in batch:
             batch["foreground"] = batch["foreground"].to(self.device, non_blocking=True)
         self.batch = batch
+        self._foreground_tokens = None
         tokens = self.engine.observe(batch["video"])
         return tokens.to(torch.float16 if self.obs_dtype == np.float16 else torch.float32).cpu().numpy()
+
+    @property
+    def has_foreground(self) -> bool:
+        """True when the current clips carry moving-foreground masks (the synthetic dataset; foreground files)."""
+        return self.batch is not None and "foreground" in self.batch
+
+    def foreground_tokens(self) -> torch.Tensor | None:
+        """The current clips' moving tokens, bool ``(B, N)`` on the device (None without foreground masks).
+
+        A token is moving when at least ``foreground_threshold`` of its pixels are foreground.
+        """
+        if not self.has_foreground:
+            return None
+        if self._foreground_tokens is None:
+            assert self.batch is not None
+            self._foreground_tokens = token_foreground(self.batch["foreground"], self.spec,
+                                                       self.config.foreground_threshold)
+        return self._foreground_tokens
+
+    def fixed_masks(self, masker: Callable[..., torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+        """A fixed masker's masks ``(B, N)`` bool (True = masked) for the current clips, on the device.
+
+        ``masker`` is called as ``masker(videos, spec, mask_ratio, generator=...)`` (see
+        :mod:`tats_env.mae.masking`); maskers with ``needs_foreground`` (the composition maskers of
+        :mod:`tats_env.mae.composition`) also get ``foreground=`` the clips' moving tokens.
+        """
+        if self.batch is None:
+            raise RuntimeError("reset the env before asking for masks")
+        kwargs: dict[str, Any] = {}
+        if getattr(masker, "needs_foreground", False):
+            foreground = self.foreground_tokens()
+            if foreground is None:
+                raise ValueError(f"the masker {masker!r} needs moving-foreground masks and the clips of "
+                                 f"--data {self.config.data} have none")
+            kwargs["foreground"] = foreground
+        return masker(self.batch["video"], self.spec, self.config.mask_ratio, generator=generator, **kwargs)
 
     def step(self, actions: np.ndarray | torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Score B masks on the current clips: rewards ``(B,)`` float32 and one info dict per clip."""
@@ -232,9 +279,8 @@ class MaskingCore:
         per_clip = {"recon_loss": result.per_clip_loss}
         if baseline is not None:
             per_clip["baseline_recon_loss"] = baseline
-        foreground = None
-        if "foreground" in self.batch:
-            foreground = token_foreground(self.batch["foreground"], self.spec, self.config.foreground_threshold)
+        foreground = self.foreground_tokens()
+        if foreground is not None:
             per_clip.update(motion_statistics(foreground, mask))
             per_clip.update(token_error_statistics(result.per_token_loss, foreground, mask))
         # One device->host copy for every per-clip statistic.

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tats_env.config import VideoSpec
+from tats_env.mae.composition import COMPOSITION_MASKERS
 
 
 def topk_mask(scores: Tensor, k: int) -> Tensor:
@@ -117,11 +118,13 @@ MASKERS: dict[str, Callable[..., Tensor]] = {
     "tube": tube_mask,
     "running_cell": running_cell_mask,
     "motion_energy": motion_energy_mask,
+    **COMPOSITION_MASKERS,  # oracles of controlled composition (need foreground masks): diagnosis
 }
 
 
 def get_masker(name: str) -> Callable[..., Tensor]:
-    """Look up a fixed masker by name (``random``, ``tube``, ``running_cell``, ``motion_energy``)."""
+    """Look up a fixed masker by name (``random``, ``tube``, ``running_cell``, ``motion_energy`` and the
+    composition maskers of :mod:`tats_env.mae.composition`)."""
     try:
         return MASKERS[name]
     except KeyError:
