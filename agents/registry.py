@@ -1,48 +1,83 @@
-"""The one sampler registry: every masking sampler, learned or fixed, is built here.
+"""The one place a sampler is named: its hyperparameters (:class:`SamplerConfig`) and how to build it (:data:`SAMPLERS`).
 
 The main job (``experiments/train_ppo.py --method ...``, including its fixed-masker warm-up)
 and the benchmark (``experiments/benchmark_algos.py --methods ...``) build samplers only through
-:func:`build_sampler`, with hyperparameters from one :class:`agents.hyperparams.SamplerConfig`.
-Every sampler has ``learn(total_clips, callback=...)`` accepting SB3 callbacks and
-``predict(obs, deterministic=...)``:
+:func:`build_sampler`, with hyperparameters from one :class:`SamplerConfig`, and build their env
+with :func:`sampler_env_config` (which switches the env's per-token info on for the learners that
+read it, and sets the clip reward's mode from the one ``--direction``). Every sampler satisfies
+:class:`agents.algorithms.base.Sampler`.
 
-* SB3 algorithms: PPO / A2C with :class:`agents.policy.TATSPolicy`, token-level PPO
-  (:class:`agents.token_ppo.TokenPPO`, a ``PPO`` subclass), SAC on scores through
-  :class:`tats_env.TopKScoreVecAction`;
-* :class:`agents.reinforce.Reinforce` (clip, exact token-level and AdaMAE rules) and
-  :class:`agents.fixed_masker.FixedMaskerAgent`, on the shared :class:`agents.loop.StepwiseAgent` loop.
-
-The token-level learners read the one ``SamplerConfig.direction``.
-
-To add a sampler: write its builder ``(env, SamplerConfig, seed, device) -> agent``, add its
-hyperparameters to :class:`~agents.hyperparams.SamplerConfig` if it has any, and register a
-:class:`SamplerSpec` in :data:`SAMPLERS`.
+To add a learned sampler: write its module under ``agents/algorithms/`` (the class, satisfying
+``Sampler``, and its frozen config with ``field_problems`` and ``build``), add its config as one
+field of :class:`SamplerConfig` and one :class:`SamplerSpec` line to :data:`SAMPLERS` (or call
+:func:`register_sampler` from your own code). Nothing else branches on sampler kinds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
-from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.fixed_masker import FixedMaskerAgent
-from agents.hyperparams import SamplerConfig
-from agents.policy import TATSPolicy
-from agents.reinforce import Reinforce, RuleKind
-from agents.token_ppo import TokenPPO
-from tats_env.env import TopKScoreVecAction, masking_core
+from agents.algorithms.base import Sampler
+from agents.algorithms.fixed_masker import FixedMasker
+from agents.algorithms.reinforce import ReinforceConfig
+from agents.algorithms.sb3 import A2CConfig, PPOConfig, SACConfig
+from agents.algorithms.token_ppo import TokenPPOConfig
+from agents.kofn.credit import DEFAULT_DIRECTION, REWARD_MODE, Direction
+from agents.policies.tats_network import TATSConfig
+from tats_env.checks import FieldChecks
+from tats_env.env import EnvConfig
 from tats_env.mae.composition import COMPOSITION_MASKERS
 from tats_env.mae.masking import MASKERS
 
-__all__ = ["SamplerKind", "SamplerSpec", "SAMPLERS", "LEARNED_SAMPLERS", "FIXED_MASKERS", "DEFAULT_MATRIX", "build_sampler",
-           "sampler_hyperparams"]
+__all__ = ["SamplerConfig", "SamplerKind", "SamplerSpec", "SAMPLERS", "learned_samplers", "fixed_maskers",
+           "default_matrix", "register_sampler", "build_sampler", "sampler_env_config", "sampler_hyperparams",
+           "sampler_spec"]
 
-SamplerKind = Literal["sb3", "stepwise", "masker", "scratch"]
-Builder = Callable[[VecEnv, SamplerConfig, int, torch.device], Any]
+
+@dataclass(frozen=True)
+class SamplerConfig(FieldChecks):
+    """Hyperparameters of every registered sampler; the main job and the benchmark read them from here.
+
+    One frozen config per learner, each defined beside its algorithm (``agents/algorithms/``);
+    on the command line ``--direction``, ``--token-ppo.*``, ``--tats.*``, ``--ppo.*``, ``--a2c.*``,
+    ``--sac.*`` and ``--reinforce.*``.
+    """
+
+    direction: Direction = DEFAULT_DIRECTION
+    """Which tokens every learner is pushed to mask: ``mask_hard`` masks the tokens the MAE finds hard (TATS's
+    motion-centric masking; the default: the larger, measured lift), ``show_hard`` makes them visible (AdaMAE's
+    effective rule). Token-level learners (token_ppo, reinforce_token, reinforce_adamae) use it as the sign of
+    their per-token credit; clip-reward learners (ppo_tats, a2c_tats, sac_topk, reinforce) get the env's reward
+    mode from it (mask_hard: adversarial, +error; show_hard: cooperative, -error). The run's motion lift is
+    measured in this direction."""
+    token_ppo: TokenPPOConfig = field(default_factory=TokenPPOConfig)
+    """Token-level PPO (token_ppo): per-token advantages and clipped per-token ratios."""
+    tats: TATSConfig = field(default_factory=TATSConfig)
+    """The trajectory-attention network of the clip-reward TATS policies (ppo_tats, a2c_tats); the critic has its
+    own trunk (on a shared one its value loss, which explains none of the reward's variance, drowns the scorer)."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """PPO (ppo_tats)."""
+    a2c: A2CConfig = field(default_factory=A2CConfig)
+    """A2C (a2c_tats)."""
+    sac: SACConfig = field(default_factory=SACConfig)
+    """SAC on scores (sac_topk)."""
+    reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
+    """REINFORCE (reinforce: clip reward; reinforce_token: exact token rule; reinforce_adamae: AdaMAE's rule)."""
+
+    def field_problems(self) -> Iterator[tuple[str, str]]:
+        """Out-of-range fields of this level (the nested configs check their own)."""
+        if self.direction not in REWARD_MODE:
+            yield "direction", f"must be one of {', '.join(REWARD_MODE)}"
+
+
+SamplerKind = Literal["learned", "masker", "scratch"]
+Builder = Callable[[VecEnv, SamplerConfig, int, torch.device], Sampler]
 
 
 @dataclass(frozen=True)
@@ -50,16 +85,24 @@ class SamplerSpec:
     """One registered sampler."""
 
     name: str
-    """Name on the command line and in tables."""
+    """Name on the command line (``--method``, ``--methods``) and in tables."""
     kind: SamplerKind
-    """``sb3`` (an SB3 algorithm), ``stepwise`` (:class:`agents.loop.StepwiseAgent` learner), ``masker`` (fixed
-    masks, no learning) or ``scratch`` (no pre-training at all: the benchmark's reference)."""
+    """``learned`` (an RL sampler: starts after the fixed-masker warm-up), ``masker`` (fixed masks, no learning) or
+    ``scratch`` (no pre-training at all: the benchmark's reference)."""
     description: str
     """One line for reports and ``--help``."""
     build: Builder | None = None
-    """``(env, hyperparameters, seed, device) -> agent``; None for ``scratch``."""
+    """``(env, hyperparameters, seed, device) -> sampler``; None for ``scratch``."""
     sections: tuple[str, ...] = ()
-    """The :class:`SamplerConfig` sections this sampler reads (its hyperparameters, for fingerprints)."""
+    """The :class:`SamplerConfig` fields this sampler reads (its hyperparameters, for fingerprints)."""
+    token_info: bool = False
+    """It reads the env's per-token errors: :func:`sampler_env_config` builds the env with ``token_info=True``."""
+    directional: bool = False
+    """Token-level credit with a direction of its own (the benchmark runs one row per direction)."""
+    directions: tuple[Direction, ...] = ("show_hard", "mask_hard")
+    """The directions it can learn in (AdaMAE's rule: show-hard only)."""
+    distributed: bool = True
+    """It can train under torchrun (its updates are averaged across ranks); False is refused before any work."""
     diagnostic: bool = False
     """An oracle that reads the clips' foreground masks (:mod:`tats_env.mae.composition`): for diagnosis runs,
     not in the benchmark's default matrix."""
@@ -67,97 +110,106 @@ class SamplerSpec:
     @property
     def learned(self) -> bool:
         """True for RL samplers (they start after the fixed-masker warm-up)."""
-        return self.kind in ("sb3", "stepwise")
-
-
-def _tats_policy_kwargs(env: VecEnv, cfg: SamplerConfig, ent_coef: float) -> dict[str, Any]:
-    """TATSPolicy kwargs: the network, the env's token grid, and no entropy graph when it has no weight."""
-    return {"tats_config": cfg.tats, "grid": masking_core(env).spec.grid, "entropy_grad": ent_coef > 0}
-
-
-def _ppo_tats(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> PPO:
-    kwargs = cfg.ppo.sb3_kwargs(env.num_envs)
-    return PPO(TATSPolicy, env, seed=seed, device=device,
-               policy_kwargs=_tats_policy_kwargs(env, cfg, cfg.ppo.ent_coef), **kwargs)
-
-
-def _a2c_tats(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> A2C:
-    kwargs = cfg.a2c.sb3_kwargs()
-    return A2C(TATSPolicy, env, seed=seed, device=device,
-               policy_kwargs=_tats_policy_kwargs(env, cfg, cfg.a2c.ent_coef), **kwargs)
-
-
-def _sac_topk(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> SAC:
-    return SAC("MlpPolicy", TopKScoreVecAction(env), seed=seed, device=device, **cfg.sac.sb3_kwargs())
-
-
-def _token_ppo(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> TokenPPO:
-    return cfg.token_ppo.build(env, seed=seed, device=device, direction=cfg.direction)  # grid: the env's
-
-
-def _reinforce(rule: RuleKind) -> Builder:
-    def build(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> Reinforce:
-        direction = None if rule == "clip" else cfg.direction  # the clip rule follows the env's reward
-        return Reinforce(env, seed=seed, device=device, rule=rule, direction=direction,
-                         **cfg.reinforce.agent_kwargs())
-    return build
+        return self.kind == "learned"
 
 
 def _fixed(masker: str) -> Builder:
-    def build(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> FixedMaskerAgent:
-        return FixedMaskerAgent(env, masker, seed)
+    def build(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> FixedMasker:
+        return FixedMasker(env, masker, seed)
     return build
 
 
-SAMPLERS: dict[str, SamplerSpec] = {
-    "ppo_tats": SamplerSpec("ppo_tats", "sb3", "PPO + TATSPolicy (trajectory attention, exact K-of-N)", _ppo_tats,
-                            ("tats", "ppo")),
-    "a2c_tats": SamplerSpec("a2c_tats", "sb3", "A2C + TATSPolicy", _a2c_tats, ("tats", "a2c")),
-    "token_ppo": SamplerSpec("token_ppo", "sb3", "token-level PPO + TATS scorer (per-token credit, exact inclusion "
-                             "probabilities)", _token_ppo, ("direction", "token_ppo")),
-    "reinforce": SamplerSpec("reinforce", "stepwise", "REINFORCE on the clip reward (1 transformer block, exact "
-                             "K-of-N)", _reinforce("clip"), ("reinforce",)),
-    "reinforce_token": SamplerSpec("reinforce_token", "stepwise", "REINFORCE with exact token-level credit",
-                                   _reinforce("token"), ("direction", "reinforce")),
-    "reinforce_adamae": SamplerSpec("reinforce_adamae", "stepwise", "AdaMAE's rule: softmax sampling, -mean log p_i "
-                                    "e_i over masked tokens (show-hard only)", _reinforce("adamae"),
-                                    ("direction", "reinforce")),
-    "sac_topk": SamplerSpec("sac_topk", "sb3", "SAC on Box scores, top-K masked (TopKScoreVecAction)", _sac_topk,
-                            ("sac",)),
-    **{name: SamplerSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking", _fixed(name))
-       for name in MASKERS if name not in COMPOSITION_MASKERS},
-    **{name: SamplerSpec(name, "masker", f"oracle composition masker {name} (reads foreground masks)", _fixed(name),
-                         diagnostic=True) for name in COMPOSITION_MASKERS},
-    "scratch": SamplerSpec("scratch", "scratch", "no pre-training: the initial encoder straight to the evaluation"),
-}
+SAMPLERS: dict[str, SamplerSpec] = {}
 """Every sampler by name, in table order."""
 
-LEARNED_SAMPLERS: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items() if spec.learned)
-"""Names of the RL samplers (what ``train_ppo.py --method`` accepts)."""
-FIXED_MASKERS: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items() if spec.kind == "masker")
-"""Names of the fixed maskers (what ``--warmup-masker`` accepts)."""
-DEFAULT_MATRIX: tuple[str, ...] = tuple(name for name, spec in SAMPLERS.items() if not spec.diagnostic)
-"""Every sampler but the diagnostic oracles: the benchmark's default ``--methods``."""
+
+def register_sampler(spec: SamplerSpec) -> SamplerSpec:
+    """Add ``spec`` to :data:`SAMPLERS` (its name must be new); returns it."""
+    if spec.name in SAMPLERS:
+        raise ValueError(f"a sampler named {spec.name!r} is registered already")
+    SAMPLERS[spec.name] = spec
+    return spec
 
 
-def _spec(name: str) -> SamplerSpec:
+for _spec in (
+    SamplerSpec("ppo_tats", "learned", "PPO + TATSPolicy (trajectory attention, exact K-of-N)",
+                lambda env, cfg, seed, device: cfg.ppo.build(env, cfg.tats, seed, device), ("direction", "tats", "ppo")),
+    SamplerSpec("a2c_tats", "learned", "A2C + TATSPolicy",
+                lambda env, cfg, seed, device: cfg.a2c.build(env, cfg.tats, seed, device), ("direction", "tats", "a2c")),
+    SamplerSpec("token_ppo", "learned", "token-level PPO + TATS scorer (per-token credit, exact inclusion probabilities)",
+                lambda env, cfg, seed, device: cfg.token_ppo.build(env, seed, device, direction=cfg.direction),
+                ("direction", "token_ppo"), token_info=True, directional=True),
+    SamplerSpec("reinforce", "learned", "REINFORCE on the clip reward (1 transformer block, exact K-of-N)",
+                lambda env, cfg, seed, device: cfg.reinforce.build(env, "clip", None, seed, device),
+                ("direction", "reinforce")),
+    SamplerSpec("reinforce_token", "learned", "REINFORCE with exact token-level credit",
+                lambda env, cfg, seed, device: cfg.reinforce.build(env, "token", cfg.direction, seed, device),
+                ("direction", "reinforce"), token_info=True, directional=True),
+    SamplerSpec("reinforce_adamae", "learned", "AdaMAE's rule: softmax sampling, -mean log p_i e_i over masked tokens "
+                "(show-hard only)", lambda env, cfg, seed, device: cfg.reinforce.build(env, "adamae", cfg.direction, seed, device),
+                ("direction", "reinforce"), token_info=True, directional=True, directions=("show_hard",)),
+    SamplerSpec("sac_topk", "learned", "SAC on Box scores, top-K masked (TopKScoreVecAction)",
+                lambda env, cfg, seed, device: cfg.sac.build(env, seed, device), ("direction", "sac"), distributed=False),
+    *(SamplerSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking", _fixed(name))
+      for name in MASKERS if name not in COMPOSITION_MASKERS),
+    *(SamplerSpec(name, "masker", f"oracle composition masker {name} (reads foreground masks)", _fixed(name),
+                  diagnostic=True) for name in COMPOSITION_MASKERS),
+    SamplerSpec("scratch", "scratch", "no pre-training: the initial encoder straight to the evaluation"),
+):
+    register_sampler(_spec)
+
+
+def learned_samplers() -> tuple[str, ...]:
+    """Names of the RL samplers (what ``train_ppo.py --method`` accepts)."""
+    return tuple(name for name, spec in SAMPLERS.items() if spec.learned)
+
+
+def fixed_maskers() -> tuple[str, ...]:
+    """Names of the fixed maskers (what ``--warmup-masker`` accepts)."""
+    return tuple(name for name, spec in SAMPLERS.items() if spec.kind == "masker")
+
+
+def default_matrix() -> tuple[str, ...]:
+    """Every sampler but the diagnostic oracles: the benchmark's default ``--methods``."""
+    return tuple(name for name, spec in SAMPLERS.items() if not spec.diagnostic)
+
+
+def sampler_spec(name: str) -> SamplerSpec:
+    """The registered :class:`SamplerSpec` of ``name`` (``KeyError`` listing the names otherwise)."""
     try:
         return SAMPLERS[name]
     except KeyError:
         raise KeyError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}") from None
 
 
+def sampler_env_config(name: str, env: EnvConfig, cfg: SamplerConfig | None = None) -> EnvConfig:
+    """The env config a run of sampler ``name`` needs: per-token info on for the learners that read it, and the
+    clip reward's mode from the direction (``ValueError`` if ``env`` sets another mode explicitly)."""
+    cfg = cfg or SamplerConfig()
+    spec = sampler_spec(name)
+    mode = REWARD_MODE[cfg.direction]
+    if env.reward.mode is not None and env.reward.mode != mode and spec.learned:
+        raise ValueError(f"--reward.mode {env.reward.mode} contradicts --direction {cfg.direction} (which gives the "
+                         f"{mode} reward); set --direction only")
+    return dataclasses.replace(env, token_info=spec.token_info or env.token_info,
+                               reward=dataclasses.replace(env.reward, mode=mode))
+
+
 def build_sampler(name: str, env: VecEnv, cfg: SamplerConfig | None = None, seed: int = 0,
-                  device: str | torch.device = "cpu") -> Any:
-    """The sampler ``name`` on ``env`` with the hyperparameters of ``cfg`` (defaults when None)."""
-    spec = _spec(name)
+                  device: str | torch.device = "cpu") -> Sampler:
+    """The sampler ``name`` on ``env`` with the hyperparameters of ``cfg`` (defaults when None).
+
+    ``env`` must have been built with :func:`sampler_env_config` (token-level learners check that it
+    reports per-token errors).
+    """
+    spec = sampler_spec(name)
     if spec.build is None:
-        raise ValueError(f"{name!r} has no agent: it skips pre-training")
+        raise ValueError(f"{name!r} has no sampler: it skips pre-training")
     return spec.build(env, cfg or SamplerConfig(), seed, torch.device(device))
 
 
 def sampler_hyperparams(name: str, cfg: SamplerConfig | None = None) -> dict[str, Any]:
     """JSON-ready hyperparameters ``name`` reads from ``cfg`` (empty for fixed maskers): for fingerprints and logs."""
     cfg = cfg or SamplerConfig()
-    values = {section: getattr(cfg, section) for section in _spec(name).sections}
+    values = {section: getattr(cfg, section) for section in sampler_spec(name).sections}
     return {section: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for section, v in values.items()}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agents.bench.timing import markdown_table, synchronize
+from tats_env.timing import markdown_table, synchronize
 from tats_env.commandline import parse
 from tats_env.env import make_vec_env
 from tats_env.mae.masking import random_mask
@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                        device=device, num_workers=args.num_workers)
     engine, core = vec.engine, vec.core
     vec.reset()
-    assert core.batch is not None
-    videos = core.batch["video"].clone()
+    videos = vec.current_videos.clone()
     g = torch.Generator(device=device).manual_seed(0)
     masks = [random_mask(videos, core.spec, args.mask_ratio, generator=g) for _ in range(args.steps)]
     actions = [m.cpu().numpy().astype(np.int8) for m in masks]

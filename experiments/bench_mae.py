@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from agents.bench.timing import StepStats, markdown_table, measure, run_isolated
+from tats_env.timing import StepStats, markdown_table, measure, run_isolated
 from tats_env.utils import autocast_context
 from tats_env.commandline import parse
 from tats_env.config import MAEConfig, get_preset

@@ -6,7 +6,7 @@
 Both candidates run the same env (same data, batch, MAE, device), built exactly as
 ``train_ppo.py`` builds it: (1) plain: every step the env's MAE trains on VideoMAE tube masks;
 (2) PPO+TATS: ``PPO(TATSPolicy)`` collects rollouts (sampler forward + the same MAE step) and
-updates the sampler; (3) token-level PPO + TATS: :class:`agents.token_ppo.TokenPPO` with the same
+updates the sampler; (3) token-level PPO + TATS: :class:`agents.algorithms.token_ppo.TokenPPO` with the same
 PPO hyperparameters and sampler network (per-token errors from the env, exact inclusion
 probabilities at collection and, with the graph, in every minibatch); (4) token-level PPO with its
 own defaults (``--token-ppo.*``, what ``train_ppo.py`` runs). Prints clips/s and peak
@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from agents.registry import build_sampler
-from agents.training import TrainConfig, build_env, resolve_device
-from agents.bench.timing import StepStats, markdown_table, measure, run_isolated
-from agents.token_ppo import TokenPPOConfig
+from agents.job.config import TrainConfig
+from agents.job.trainer import build_env, resolve_device
+from tats_env.timing import StepStats, markdown_table, measure, run_isolated
+from agents.algorithms.token_ppo import TokenPPOConfig
 from tats_env.commandline import parse
 from tats_env.mae.masking import tube_mask
 
@@ -51,9 +52,7 @@ def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[],
         g = torch.Generator(device=device).manual_seed(args.env.seed)
 
         def step() -> None:
-            assert env.core.batch is not None
-            mask = tube_mask(env.core.batch["video"], env.core.spec, args.env.mask_ratio, generator=g)
-            env.step(mask.cpu().numpy().astype(np.int8))
+            env.step(env.fixed_masks(tube_mask, g).cpu().numpy().astype(np.int8))
         return step
     return build
 
@@ -61,7 +60,8 @@ def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[],
 def ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
     """PPO + TATSPolicy on the same env; one call = one rollout + one policy update."""
     def build() -> Callable[[], None]:
-        model = build_sampler("ppo_tats", build_env(args, device), args.sampler, args.env.seed, device)
+        model = build_sampler("ppo_tats", build_env(dataclasses.replace(args, method="ppo_tats"), device), args.sampler,
+                              args.env.seed, device)
         rollout = args.sampler.ppo.n_steps * args.num_envs
 
         def step() -> None:
@@ -77,9 +77,9 @@ def token_ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable
         config = TokenPPOConfig(learning_rate=ppo.learning_rate, n_steps=ppo.n_steps,
                                 batch_size=ppo.minibatch(args.num_envs), n_epochs=ppo.n_epochs,
                                 clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, max_grad_norm=ppo.max_grad_norm,
-                                sampler=args.sampler.tats)
-        model = config.build(build_env(args, device), seed=args.env.seed, device=device,
-                             direction=args.sampler.direction)  # switches token_info on
+                                net=args.sampler.tats)
+        model = config.build(build_env(dataclasses.replace(args, method="token_ppo"), device), seed=args.env.seed,
+                             device=device, direction=args.sampler.direction)
         rollout = ppo.n_steps * args.num_envs
 
         def step() -> None:
@@ -91,7 +91,8 @@ def token_ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable
 def token_ppo_defaults_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
     """Token-level PPO with its own defaults (``--token-ppo.*``: 4 epochs of minibatches of 8), as train_ppo runs it."""
     def build() -> Callable[[], None]:
-        model = build_sampler("token_ppo", build_env(args, device), args.sampler, args.env.seed, device)
+        model = build_sampler("token_ppo", build_env(dataclasses.replace(args, method="token_ppo"), device),
+                              args.sampler, args.env.seed, device)
         rollout = args.sampler.token_ppo.n_steps * args.num_envs
 
         def step() -> None:

@@ -13,7 +13,7 @@ candidates inside their part's process to save start-ups):
   ``transformers.VideoMAEForPreTraining`` (clips/s, peak memory, ratio);
 * ``tats``: ``experiments/bench_tats.py`` at ``base``: PPO+TATS and token-level PPO+TATS co-training vs
   the plain MAE step;
-* ``main``: the main job (``train_ppo.py``'s :class:`agents.training.CoTrainer`) at ``small``,
+* ``main``: the main job (``train_ppo.py``'s :class:`agents.job.trainer.CoTrainer`) at ``small``,
   stopped after ``--main-train-s`` seconds of sampler training, then checkpointed and exported;
 * ``decode``: decord decoding of the 3 real clips (``tests/data/*.mp4``), one thread per reader,
   and the training data path (decode + crop + resize at ``base``) with one DataLoader worker per CPU.
@@ -41,8 +41,9 @@ EXPERIMENTS = Path(__file__).resolve().parent
 if str(EXPERIMENTS) not in sys.path:  # bench_mae / bench_tats are sibling scripts
     sys.path.insert(0, str(EXPERIMENTS))
 
-from agents.bench.timing import markdown_table, run_isolated  # noqa: E402
-from agents.training import CoTrainer, TrainConfig  # noqa: E402
+from tats_env.timing import markdown_table, run_isolated  # noqa: E402
+from agents.job.config import TrainConfig  # noqa: E402
+from agents.job.trainer import CoTrainer  # noqa: E402
 from tats_env.commandline import config_to_dict, parse  # noqa: E402
 
 Part = Literal["data", "mae", "tats", "main", "decode"]

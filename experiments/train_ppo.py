@@ -18,13 +18,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from agents.checkpoint import CheckpointError
-from agents.distributed import is_main_process
-from agents.guards import NonFiniteError
-from agents.progress import report_lines
-from agents.run_dir import RunDirError
-from agents.training import parse_train_config, train
-from agents.validation import ConfigError
+from agents.job.checkpoint import CheckpointError
+from agents.job.distributed import is_main_process
+from agents.job.guards import NonFiniteError
+from agents.job.progress import report_lines
+from agents.job.run_dir import RunDirError
+from agents.job.config import parse_train_config
+from agents.job.trainer import train
+from agents.job.validation import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

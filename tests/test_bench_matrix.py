@@ -14,12 +14,11 @@ import torch
 
 from agents.bench.matrix import QUICK, BenchmarkConfig, Cell, apply_quick, default_env, list_cells, mae_config, run_cell
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
-from agents.extractors import TokenProjection
-from agents.hyperparams import SamplerConfig
-from agents.registry import SAMPLERS, build_sampler, sampler_hyperparams
+from agents.policies.extractors import TokenProjection
+from agents.registry import SAMPLERS, SamplerConfig, build_sampler, sampler_env_config, sampler_hyperparams
 from agents.bench.report import CSV_COLUMNS
-from agents.policy import TATSPolicy
-from tats_env import make_vec_env
+from agents.policies.tats_policy import TATSPolicy
+from tats_env import EnvConfig, RewardConfig, VideoMaskingVecEnv, make_vec_env
 
 ROOT = Path(__file__).parents[1]
 
@@ -61,11 +60,8 @@ def test_quick_keeps_explicit_choices():
 def test_hyperparameters_come_from_the_one_sampler_config(synthetic_root):
     ppo = sampler_hyperparams("ppo_tats")
     assert ppo["tats"]["dim"] == 32 and ppo["ppo"]["learning_rate"] == 1e-3
-    assert SamplerConfig().ppo.sb3_kwargs()["gamma"] == 0.0  # one-step episodes
     assert sampler_hyperparams("a2c_tats")["a2c"]["n_steps"] == 4
     assert sampler_hyperparams("reinforce")["reinforce"]["baseline"] == "ema"
-    sac = SamplerConfig().sac.sb3_kwargs()
-    assert sac["policy_kwargs"]["features_extractor_class"] is TokenProjection
     assert sampler_hyperparams("tube") == {} and sampler_hyperparams("scratch") == {}
     with pytest.raises(KeyError, match="unknown sampler"):
         sampler_hyperparams("dqn")
@@ -76,7 +72,10 @@ def test_hyperparameters_come_from_the_one_sampler_config(synthetic_root):
     agent = build_sampler("ppo_tats", vec, cfg, seed=0)
     assert isinstance(agent.policy, TATSPolicy) and agent.learning_rate == 5e-4 and agent.n_epochs == 3
     assert agent.policy.tats_config.dim == 32 and agent.policy.grid == vec.core.spec.grid
-    with pytest.raises(ValueError, match="no agent"):
+    assert agent.gamma == 0.0 and agent.gae_lambda == 1.0  # one-step episodes
+    sac = build_sampler("sac_topk", vec, SamplerConfig(), seed=0)
+    assert isinstance(sac.policy.actor.features_extractor, TokenProjection)
+    with pytest.raises(ValueError, match="no sampler"):
         build_sampler("scratch", vec)
 
 
@@ -176,37 +175,50 @@ def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
         script.main(["--quick", "--data", str(synthetic_root / "train.txt"), "--out", str(out)])
 
 
-def test_a_failing_cell_is_reported_and_does_not_stop_the_run(synthetic_root, tmp_path, capsys):
+def test_a_failing_cell_is_reported_and_does_not_stop_the_run(real_list_file, tmp_path, capsys):
     out = tmp_path / "bench"
-    # An out-of-range hyperparameter makes the reinforce cell fail inside its own process.
-    argv = ["--quick", "--data", str(synthetic_root), "--out", str(out), "--methods", "reinforce", "random",
-            "--reinforce.baseline-decay", "1.5"]
+    data = tmp_path / "real"  # the three real clips as train and val: no foreground masks
+    data.mkdir()
+    for split in ("train", "val"):
+        (data / f"{split}.txt").write_text(real_list_file.read_text())
+    # The composition oracle needs foreground masks, which these videos lack: its cell fails in its own process.
+    argv = ["--quick", "--data", str(data), "--out", str(out), "--methods", "show_moving_2", "random", "--no-downstream"]
     with pytest.raises(SystemExit) as exit_info:
         load_script().main(argv)
     assert exit_info.value.code == 1
-    error = (out / "cells" / "reinforce_r0.9_s0.error.txt").read_text()
-    assert "baseline_decay" in error and "Traceback" in error  # the child's own traceback
-    assert not (out / "cells" / "reinforce_r0.9_s0.json").exists()
+    error = (out / "cells" / "show_moving_2_r0.9_s0.error.txt").read_text()
+    assert "foreground" in error and "Traceback" in error  # the child's own traceback
+    assert not (out / "cells" / "show_moving_2_r0.9_s0.json").exists()
     assert (out / "cells" / "random_r0.9_s0.json").is_file()  # the other cell still ran
-    assert "reinforce_r0.9_s0" in capsys.readouterr().err
+    assert "show_moving_2_r0.9_s0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="baseline_decay: must be in"):  # a bad value is refused before any cell
+        load_script().main(["--quick", "--data", str(data), "--out", str(out), "--reinforce.baseline-decay", "1.5"])
 
 
 def test_registry_builds_token_level_learners_in_the_configured_direction(synthetic_root):
-    from agents.token_ppo import TokenPPO
+    from agents.algorithms.token_ppo import TokenPPO
 
-    vec = make_vec_env(data=str(synthetic_root), mae_config=mae_config(BenchmarkConfig(mae_overrides=QUICK["mae_overrides"])),
-                       num_envs=2)
+    mae = mae_config(BenchmarkConfig(mae_overrides=QUICK["mae_overrides"]))
     cfg = SamplerConfig(direction="mask_hard")
+    plain = make_vec_env(data=str(synthetic_root), mae_config=mae, num_envs=2)
+    with pytest.raises(ValueError, match="token_info=True"):  # the env must be built for a token-level learner
+        build_sampler("token_ppo", plain, cfg, seed=0)
+    env_config = sampler_env_config("token_ppo", EnvConfig(data=str(synthetic_root)), cfg)
+    assert env_config.token_info and env_config.reward.mode == "adversarial"  # the registry sets what it needs
+    vec = VideoMaskingVecEnv(2, env_config, mae_config=mae)
     agent = build_sampler("token_ppo", vec, cfg, seed=0)
     assert isinstance(agent, TokenPPO) and agent.direction == "mask_hard"
     assert agent.n_epochs == cfg.token_ppo.n_epochs and agent.policy.grid == vec.core.spec.grid
-    assert vec.core.token_info  # the token-level learner switched the env's per-token info on
+    assert vec.core.token_info
     token_rule = build_sampler("reinforce_token", vec, cfg, seed=0)
     assert (token_rule.rule, token_rule.direction) == ("token", "mask_hard")
     assert build_sampler("reinforce_adamae", vec, SamplerConfig(direction="show_hard"), seed=0).rule == "adamae"
     assert build_sampler("reinforce", vec, cfg, seed=0).rule == "clip"
     assert sampler_hyperparams("token_ppo", cfg)["direction"] == "mask_hard"
-    assert "direction" not in sampler_hyperparams("ppo_tats", cfg)  # scalar learners follow the env's reward
+    assert sampler_hyperparams("ppo_tats", cfg)["direction"] == "mask_hard"  # scalar learners: it sets the reward mode
+    assert sampler_env_config("ppo_tats", EnvConfig(), SamplerConfig(direction="show_hard")).reward.mode == "cooperative"
+    with pytest.raises(ValueError, match="contradicts --direction"):
+        sampler_env_config("ppo_tats", EnvConfig(reward=RewardConfig(mode="cooperative")), cfg)
 
 
 def test_no_downstream_run_reports_lift_rows_per_direction(synthetic_root, tmp_path):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from agents.bench.timing import markdown_table, run_isolated
+from tats_env.timing import markdown_table, run_isolated
 
 
 def test_run_isolated_returns_the_child_result():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agents.bench.matrix import BenchmarkConfig
-from agents.training import TrainConfig
+from agents.job.config import TrainConfig
 from tats_env.commandline import config_to_dict, field_flags, flag_names, parse, to_args
 from tats_env.downstream import FinetuneConfig
 

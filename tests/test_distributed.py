@@ -20,8 +20,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from agents.checkpoint import load_checkpoint
-from agents.distributed import ddp_method, distribute_sampler, replica_digest
+from agents.job.checkpoint import load_checkpoint
+from agents.job.distributed import ddp_method, distribute_sampler, replica_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "train_ppo.py"
@@ -114,8 +114,8 @@ def test_ddp_method_broadcasts_weights_and_averages_gradients(tmp_path):
 
 
 def _token_ppo_worker(rank: int, init_file: str, results: "mp.Queue") -> None:
-    from agents.tats_network import TATSConfig
-    from agents.token_ppo import TokenPPOConfig
+    from agents.policies.tats_network import TATSConfig
+    from agents.algorithms.token_ppo import TokenPPOConfig
     from token_bandit import bandit_vec_env
 
     torch.set_num_threads(1)
@@ -123,7 +123,7 @@ def _token_ppo_worker(rank: int, init_file: str, results: "mp.Queue") -> None:
     try:
         # Each rank: its own clips and its own initial weights; distribute_sampler must broadcast and average.
         config = TokenPPOConfig(n_steps=2, batch_size=8, n_epochs=2,
-                                sampler=TATSConfig(dim=16, num_heads=2))
+                                net=TATSConfig(dim=16, num_heads=2))
         model = config.build(bandit_vec_env(4, seed=rank), seed=rank, grid=(2, 4, 4), device="cpu", direction="mask_hard")
         distribute_sampler(model, torch.device("cpu"))
         before = [p.detach().numpy().copy() for p in model.policy.parameters()]

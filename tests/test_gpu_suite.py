@@ -62,7 +62,7 @@ def test_the_full_size_plan_parses_with_every_part_s_own_options(tmp_path):
     import bench_mae
     import bench_tats
     import gpu_suite
-    from agents.training import TrainConfig
+    from agents.job.config import TrainConfig
     from tats_env.commandline import parse
 
     cfg = parse(gpu_suite.SuiteConfig, ["--out", str(tmp_path)])

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.checkpoint import load_checkpoint
-from agents.guards import NonFiniteError, check_finite
-from agents.training import CoTrainer, parse_train_config
+from agents.job.checkpoint import load_checkpoint
+from agents.job.guards import NonFiniteError, check_finite
+from agents.job.config import parse_train_config
+from agents.job.trainer import CoTrainer
 from tats_env.config import get_preset
 from tats_env.env import CoTrainingEngine, EngineConfig, RewardConfig, RewardFunction
 from tats_env.export import load_encoder
@@ -132,7 +133,7 @@ def test_save_and_export_refuse_non_finite_weights(synthetic_root: Path, tmp_pat
     try:
         good = trainer.save().read_bytes()
         with torch.no_grad():
-            next(trainer.agent.policy.parameters()).view(-1)[0] = float("inf")
+            next(trainer.sampler.policy.parameters()).view(-1)[0] = float("inf")
         with pytest.raises(NonFiniteError, match=r"sampler\.params\.policy\..*the last good .*checkpoint.pt is kept"):
             trainer.save()
         assert (out / "checkpoint.pt").read_bytes() == good

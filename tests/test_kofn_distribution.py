@@ -10,7 +10,7 @@ import pytest
 import torch
 from stable_baselines3.common.distributions import Distribution
 
-from agents.kofn_distribution import (
+from agents.kofn.distribution import (
     KOfNMaskDistribution,
     KSubsetDistribution,
     inclusion_probs,

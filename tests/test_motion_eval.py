@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.motion_eval import quarter_summary
+from agents.job.motion_curve import quarter_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 

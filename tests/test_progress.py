@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.progress import POSTFIX, SUMMARY, Figure, RunProgress, TerminalSummary, report_lines
-from agents.run_logger import ResumableCSVOutputFormat, make_run_logger
+from agents.job.progress import POSTFIX, SUMMARY, Figure, RunProgress, TerminalSummary, report_lines
+from agents.job.run_logger import ResumableCSVOutputFormat, make_run_logger
 
 
 def _dump(logger, values: dict[str, float], step: int) -> None:  # noqa: ANN001 - an SB3 logger
@@ -43,7 +43,7 @@ def test_summary_line_every_n_dumps_with_the_key_figures(tmp_path: Path, capsys:
 
 def test_figures_are_easy_to_extend(monkeypatch: pytest.MonkeyPatch):
     progress = RunProgress(total=10, enabled=False)
-    monkeypatch.setattr("agents.progress.SUMMARY", SUMMARY + (Figure("prec", "env/motion_precision", ".2f"),))
+    monkeypatch.setattr("agents.job.progress.SUMMARY", SUMMARY + (Figure("prec", "env/motion_precision", ".2f"),))
     progress.show({"env/motion_lift": 0.25, "env/motion_precision": 0.1})
     assert progress.summary_line().endswith("lift 0.250 | prec 0.10")
     assert "lift 0.250" in progress.bar.postfix

@@ -11,9 +11,9 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.callbacks import EnvStatsCallback
-from agents.kofn_distribution import KSubsetDistribution
-from agents.reinforce import Reinforce, reinforce_loss
+from agents.job.callbacks import EnvStatsCallback
+from agents.kofn.distribution import KSubsetDistribution
+from agents.algorithms.reinforce import Reinforce, reinforce_loss
 from tats_env import make_vec_env
 from tats_env.config import get_preset
 from tats_env.env import KOfNMask

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.callbacks import EnvStatsCallback
-from agents.reinforce import Reinforce, adamae_loss, adamae_sample
+from agents.job.callbacks import EnvStatsCallback
+from agents.algorithms.reinforce import Reinforce, adamae_loss, adamae_sample
 from tats_env import make_vec_env
 from tats_env.config import get_preset
 from test_token_ppo import _hard_masked_share
@@ -71,7 +71,7 @@ def test_token_rules_drive_the_masking_env(synthetic_root):
     mae = get_preset("tiny", num_frames=8, image_size=32, embed_dim=32, depth=1, num_heads=2,
                      decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
     for rule in ("token", "adamae"):
-        vec = make_vec_env(data=str(synthetic_root), mae_config=mae, mask_ratio=0.75, num_envs=2)
+        vec = make_vec_env(data=str(synthetic_root), mae_config=mae, mask_ratio=0.75, num_envs=2, token_info=True)
         agent = Reinforce(vec, rule=rule, seed=0, policy_kwargs={"dim": 16})
         assert vec.core.token_info
         agent.learn(6, callback=EnvStatsCallback())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.training import parse_train_config
+from agents.job.config import parse_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -150,7 +150,8 @@ def test_resume_without_a_checkpoint_says_so(tmp_path: Path, capsys: pytest.Capt
      "--ppo.batch-size 64: larger than a rollout of --ppo.n-steps 4 x --num-envs 8 = 32"),
     (["--token-ppo.batch-size", "64"], "--token-ppo.batch-size 64: larger than a rollout of --token-ppo.n-steps 4"),
     (["--token-ppo.clip-range", "0"], "--token-ppo.clip-range 0.0: must be > 0"),
-    (["--method", "reinforce_adamae", "--direction", "mask_hard"], "--direction mask_hard: AdaMAE's rule only"),
+    (["--method", "reinforce_adamae", "--direction", "mask_hard"],
+     "--direction mask_hard: --method reinforce_adamae learns only show_hard"),
     (["--direction", "sideways"], "--direction"),  # tyro's Literal check
     (["--mae.lr", "-1"], "--mae.lr -1.0: must be > 0"),
     (["--data", "no/such/list.txt"], "--data no/such/list.txt: no such file or folder"),
@@ -176,6 +177,6 @@ def test_every_problem_is_listed_at_once(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_sac_under_torchrun_is_refused_before_any_data_is_loaded(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                   no_data: None, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("agents.distributed.get_world_size", lambda: 2)  # as in a 2-rank torchrun process group
+    monkeypatch.setattr("agents.job.distributed.get_world_size", lambda: 2)  # as in a 2-rank torchrun process group
     assert _exit_code(["--out", str(tmp_path / "run"), "--method", "sac_topk"]) == 2
-    assert "--method sac_topk: SAC cannot train under torchrun" in capsys.readouterr().err
+    assert "--method sac_topk: cannot train under torchrun" in capsys.readouterr().err

@@ -31,7 +31,7 @@ def test_token_errors_equal_the_engine_loss(synthetic_root):
     actions = _actions(3, core.num_tokens, core.num_masked)
     _, infos = core.step(actions)
     mask = torch.from_numpy(actions).bool()
-    expected = core.engine.update(core.batch["video"], mask, update=False).per_token_loss.float().numpy()
+    expected = core.engine.update(core.current_videos, mask, update=False).per_token_loss.float().numpy()
     errors = np.stack([info["token_error"] for info in infos])
     assert errors.dtype == np.float32 and errors.shape == (3, 512)
     np.testing.assert_array_equal(np.isnan(errors), actions == 0)  # NaN exactly at the visible tokens
@@ -51,12 +51,16 @@ def test_token_errors_equal_the_engine_loss(synthetic_root):
     torch.testing.assert_close(core.last_token_error, torch.from_numpy(np.nan_to_num(errors)))
 
 
-def test_token_info_is_off_by_default_and_can_be_switched_on(synthetic_root):
+def test_token_info_is_off_by_default_and_set_when_the_env_is_built(synthetic_root):
     vec = make_vec_env(data=str(synthetic_root), num_envs=2)
     vec.reset()
     _, _, _, infos = vec.step(_actions(2, 512, 461))
     assert "token_error" not in infos[0] and "motion_lift_show_hard" in infos[0]
-    vec.core.token_info = True
+    with pytest.raises(AttributeError):  # not flipped afterwards: samplers get the env they need from the registry
+        vec.core.token_info = True
+    vec = make_vec_env(data=str(synthetic_root), num_envs=2, token_info=True)
+    assert vec.token_info
+    vec.reset()
     _, rewards, _, infos = vec.step(_actions(2, 512, 461, seed=1))
     assert infos[1]["token_error"].shape == (512,)
     np.testing.assert_allclose(rewards, [np.nanmean(i["token_error"]) for i in infos], rtol=1e-5)

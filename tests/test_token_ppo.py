@@ -12,11 +12,11 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents import TATSConfig, TATSPolicy
-from agents.callbacks import EnvStatsCallback
-from agents.kofn_distribution import KSubsetDistribution
-from agents.token_credit import token_advantages, token_policy_loss
-from agents.token_ppo import TokenPPO, TokenPPOConfig, TokenRolloutBuffer
-from agents.token_policy import TokenTATSPolicy
+from agents.job.callbacks import EnvStatsCallback
+from agents.kofn.distribution import KSubsetDistribution
+from agents.kofn.credit import token_advantages, token_policy_loss
+from agents.algorithms.token_ppo import TokenPPO, TokenPPOConfig, TokenRolloutBuffer
+from agents.policies.token_policy import TokenTATSPolicy
 from tats_env import make_vec_env
 from token_bandit import TokenErrorBandit, bandit_vec_env
 
@@ -149,7 +149,7 @@ def test_token_ppo_finds_the_best_tokens_far_sooner_than_scalar_ppo():
 
 
 def test_show_hard_makes_the_hard_tokens_visible():
-    config = TokenPPOConfig(learning_rate=1e-2, n_epochs=2, sampler=TATSConfig(dim=16, depth=1, num_heads=2))
+    config = TokenPPOConfig(learning_rate=1e-2, n_epochs=2, net=TATSConfig(dim=16, depth=1, num_heads=2))
     model = config.build(bandit_vec_env(8, seed=2), seed=0, grid=(2, 4, 4), device="cpu", direction="show_hard")
     model.learn(32 * 8)
     assert _hard_masked_share(model) < 0.3  # random: 0.75; best: 0 (8 visible slots, 6 hard tokens)
@@ -179,7 +179,7 @@ def test_save_load_roundtrip_and_buffer_contents(tmp_path):
 
 
 def test_scorer_has_no_value_head_by_default_and_rejects_envs_without_token_errors():
-    model = TokenPPOConfig(batch_size=8, sampler=TATSConfig(dim=16, num_heads=2)).build(bandit_vec_env(2), grid=(2, 4, 4),
+    model = TokenPPOConfig(batch_size=8, net=TATSConfig(dim=16, num_heads=2)).build(bandit_vec_env(2), grid=(2, 4, 4),
                                                                                        device="cpu")
     trunk_params = {id(p) for p in model.policy.mlp_extractor.actor_trunk.parameters()}
     value_params = {id(p) for p in model.policy.value_net.parameters()}
@@ -197,9 +197,10 @@ def test_scorer_has_no_value_head_by_default_and_rejects_envs_without_token_erro
 
 
 def test_drives_the_masking_env(synthetic_root):
-    vec = make_vec_env(data=str(synthetic_root), num_envs=2)
-    assert not vec.core.token_info
-    model = TokenPPOConfig(n_steps=2, batch_size=4, sampler=TATSConfig(dim=16, num_heads=2)).build(vec, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="token_info=True"):  # an env without per-token errors is refused up front
+        TokenPPOConfig().build(make_vec_env(data=str(synthetic_root), num_envs=2), seed=0, device="cpu")
+    vec = make_vec_env(data=str(synthetic_root), num_envs=2, token_info=True)
+    model = TokenPPOConfig(n_steps=2, batch_size=4, net=TATSConfig(dim=16, num_heads=2)).build(vec, seed=0, device="cpu")
     assert vec.core.token_info and model.policy.grid == (8, 8, 8)
     model.learn(8, callback=EnvStatsCallback())
     assert vec.engine.num_updates == 4

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from agents.checkpoint import load_checkpoint
+from agents.job.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "train_ppo.py"
@@ -123,7 +123,8 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
 
     sys.path.insert(0, str(ROOT / "experiments"))
     import train_ppo
-    from agents.training import CoTrainer, TrainConfig
+    from agents.job.config import TrainConfig
+    from agents.job.trainer import CoTrainer
     from tats_env.commandline import parse
 
     torch.load(ckpt, map_location="cpu", weights_only=True)  # plain tensors and containers only
@@ -139,7 +140,7 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     trainer.restore(ckpt)
     weight = trainer.env.engine.model.encoder.blocks[0].attn.qkv.weight
     assert torch.equal(weight, saved["mae_state"]["encoder.blocks.0.attn.qkv.weight"])
-    assert trainer.agent.num_timesteps == done
+    assert trainer.sampler.num_timesteps == done
     trainer.close()
     assert not (out / ".checkpoint.pt.killed.tmp").exists()  # stale temporaries are removed at start
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from agents.trajectory_attention import (
+from agents.policies.trajectory_attention import (
     TrajectoryAttention,
     TrajectoryBlock,
     trajectory_attention_reference,

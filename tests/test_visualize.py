@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from agents import TATSConfig
-from agents.callbacks import MaskImageCallback, sampler_scores
-from agents.token_ppo import TokenPPOConfig
+from agents.job.callbacks import MaskImageCallback
+from agents.algorithms.token_ppo import TokenPPOConfig
 from tats_env import make_vec_env
 from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid
 
@@ -16,7 +16,7 @@ from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, m
 def test_heat_map_row_follows_the_scores(synthetic_root):
     vec = make_vec_env(data=str(synthetic_root), num_envs=2, update_mae=False)
     vec.reset()
-    video, spec = vec.core.batch["video"], vec.core.spec
+    video, spec = vec.current_videos, vec.core.spec
     mask = torch.zeros(2, spec.num_tokens, dtype=torch.bool)
     mask[:, : vec.core.num_masked] = True
     plain = mask_reconstruction_grid(vec.engine.model, video, mask, num_clips=2, num_frames=2)
@@ -33,10 +33,10 @@ def test_heat_map_row_follows_the_scores(synthetic_root):
 
 
 def test_mask_image_callback_draws_scores_of_token_ppo(synthetic_root, tmp_path):
-    vec = make_vec_env(data=str(synthetic_root), num_envs=2)
-    model = TokenPPOConfig(n_steps=2, batch_size=4, sampler=TATSConfig(dim=16, num_heads=2)).build(vec, seed=0, device="cpu")
+    vec = make_vec_env(data=str(synthetic_root), num_envs=2, token_info=True)
+    model = TokenPPOConfig(n_steps=2, batch_size=4, net=TATSConfig(dim=16, num_heads=2)).build(vec, seed=0, device="cpu")
     obs = vec.reset()
-    scores = sampler_scores(model, obs)
+    scores = model.predict_scores(obs)
     assert scores is not None and scores.shape == (2, 512)
     callback = MaskImageCallback(every=4, out_dir=tmp_path, num_clips=2)
     model.learn(4, callback=callback)

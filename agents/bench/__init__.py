@@ -3,5 +3,5 @@
 ``matrix`` runs cells (method x mask ratio x seed), ``evaluation`` measures them (held-out
 reconstruction, env statistics), ``report`` writes tables and plots, ``timing`` holds the
 side-by-side speed/memory helpers of the ``experiments/bench_*.py`` scripts. Nothing in the
-training path (``agents.training`` and what it imports) imports this package.
+training path (``agents.job.trainer`` and what it imports) imports this package.
 """

@@ -18,7 +18,7 @@ random-init reference that tells whether pre-training helped at all at this budg
 positive control, the from-scratch ViT and a ranking that refuses when they fail, pass the cells'
 exports (``cells/<cell>/encoder``) to ``experiments/evaluate_encoder.py``.
 
-Each cell runs in a fresh spawned process (:func:`agents.bench.timing.run_isolated`) and
+Each cell runs in a fresh spawned process (:func:`tats_env.timing.run_isolated`) and
 writes ``cells/<cell>.json`` atomically when it finishes; a re-run skips finished cells.
 :mod:`agents.bench.report` turns the cell files into ``results.csv``, ``results.md`` and plots.
 """
@@ -42,14 +42,18 @@ import yaml
 from stable_baselines3.common.utils import set_random_seed
 
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
-from agents.hyperparams import SamplerConfig
-from agents.registry import DEFAULT_MATRIX, SAMPLERS, build_sampler, sampler_hyperparams
-from agents.token_credit import Direction
 from agents.bench.report import write_report
-from agents.bench.timing import run_isolated
-from tats_env.config import MAEConfig, get_preset
+from agents.job.config import cpu_env
+from agents.job.pretrain import PretrainHooks, PretrainPlan, pretrain
+from agents.kofn.credit import Direction
+from agents.registry import (
+    SAMPLERS, SamplerConfig, build_sampler, default_matrix, fixed_maskers, sampler_env_config, sampler_hyperparams,
+)
+from tats_env.checks import config_problems
 from tats_env.commandline import config_to_dict
-from tats_env.env import EngineConfig, EnvConfig, RewardConfig, VideoMaskingVecEnv
+from tats_env.config import MAEConfig, get_preset
+from tats_env.env import EnvConfig, VideoMaskingVecEnv
+from tats_env.timing import run_isolated
 from tats_env.downstream import ProbeConfig, ProtocolConfig, ShortRecipe, linear_probe, load_clipset
 from tats_env.downstream.protocol import short_finetune
 from tats_env.export import export_encoder, load_encoder
@@ -59,16 +63,18 @@ __all__ = ["BenchmarkConfig", "BenchmarkResult", "Cell", "QUICK", "apply_quick",
            "run_benchmark"]
 
 SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
+WarmupMasker = Literal[fixed_maskers()]  # type: ignore[valid-type]
 
 
 def default_env() -> EnvConfig:
-    """The benchmark's env: the main job's CPU recipe, paired random-mask reward baseline, float16 observations.
+    """The benchmark's env: the main job's CPU recipe (:func:`agents.job.config.cpu_env`), plus the paired
+    random-mask reward baseline and float16 observations.
 
     The baseline costs one extra MAE forward per step, so only learned samplers pay it (fixed maskers
     ignore the reward and run with ``baseline="none"``).
     """
-    return EnvConfig(engine_config=EngineConfig(lr=2e-3, warmup_updates=50), obs_dtype="float16",
-                     reward=RewardConfig(baseline="random", normalize=True))
+    env = cpu_env()
+    return dataclasses.replace(env, obs_dtype="float16", reward=dataclasses.replace(env.reward, baseline="random"))
 
 
 @dataclass
@@ -86,7 +92,7 @@ class BenchmarkConfig:
     """get_preset overrides as key=value (e.g. num_frames=8 image_size=32 depth=2)."""
     out: Path = Path("runs/benchmark")
     """Output folder: cells/ (one JSON per finished cell), results.csv, results.md, PNG plots."""
-    methods: tuple[SamplerName, ...] = DEFAULT_MATRIX  # type: ignore[valid-type]
+    methods: tuple[SamplerName, ...] = default_matrix()  # type: ignore[valid-type]
     """Samplers of the registry (agents.registry), and scratch (no pre-training: the same initial encoder
     straight to probe / fine-tune, the reference). The composition oracles (show_moving_*, hide_moving_*,
     temporal_split_*: they read the foreground masks) run only when named."""
@@ -102,7 +108,9 @@ class BenchmarkConfig:
     total_clips: int = 1536
     """Pre-training budget per cell in clips (a multiple of num_envs): total_clips / num_envs MAE updates."""
     warmup_clips: int = 192
-    """Clips of the budget learned samplers spend with random masks first (0 disables)."""
+    """Clips of the budget learned samplers spend with --warmup-masker masks first (0 disables)."""
+    warmup_masker: WarmupMasker = "random"  # type: ignore[valid-type]
+    """Fixed masker of the learned samplers' warm-up (as the main job's --warmup-masker)."""
     num_envs: int = 8
     """Clips per env step, i.e. per MAE update."""
     eval_mask_ratio: float = 0.9
@@ -139,6 +147,9 @@ class BenchmarkConfig:
     """Keep each cell's exported encoder (cells/<cell>/encoder)."""
     progress: bool = False
     """Show SB3 progress bars inside the cells."""
+    isolate: bool = True
+    """Run every cell in a fresh spawned process (its own peak memory, a crash stays in the cell);
+    --no-isolate runs them in this process (debugging, samplers registered at run time)."""
     report_only: bool = False
     """Run no cell: rewrite results.csv/md and the plots from the cells already finished in --out
     (e.g. while a long run is still going, or after it was stopped)."""
@@ -158,7 +169,8 @@ QUICK: dict[str, Any] = {
 
 # Fields that change a cell's result (besides the env and the method's hyperparameters); a finished cell is
 # reused only if they are unchanged.
-_RESULT_FIELDS = ("downstream", "mae_overrides", "total_clips", "warmup_clips", "num_envs", "eval_mask_ratio", "eval_seed",
+_RESULT_FIELDS = ("downstream", "mae_overrides", "total_clips", "warmup_clips", "warmup_masker", "num_envs",
+                  "eval_mask_ratio", "eval_seed",
                   "eval_clips", "probe", "finetune", "head_from_probe", "run_finetune", "downstream_max_videos",
                   "device")
 
@@ -226,9 +238,10 @@ def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
     for seed in cfg.seeds:
         for method in cfg.methods:
             ratios = cfg.ratios if method in cfg.sweep_methods else (cfg.env.mask_ratio,)
+            spec = SAMPLERS[method]
             directions: tuple[str, ...] = ("",)
-            if "direction" in SAMPLERS[method].sections:  # AdaMAE's rule exists in the show-hard direction only
-                directions = ("show_hard",) if method == "reinforce_adamae" else tuple(cfg.directions)
+            if spec.directional:  # one row per direction it can learn (AdaMAE's rule: show-hard only)
+                directions = tuple(d for d in cfg.directions if d in spec.directions) or spec.directions[:1]
             cells += [Cell(method, float(ratio), int(seed), d) for ratio in ratios for d in directions]
     return cells
 
@@ -257,6 +270,10 @@ def _check_config(cfg: BenchmarkConfig) -> None:
     if cfg.warmup_clips % cfg.num_envs or not 0 <= cfg.warmup_clips < cfg.total_clips:
         raise ValueError(f"warmup_clips={cfg.warmup_clips} must be a multiple of num_envs={cfg.num_envs} "
                          f"below total_clips={cfg.total_clips}")
+    problems = [f"{path}: {text}" for path, text in (*config_problems(cfg.env, "env."),
+                                                    *config_problems(cfg.sampler, "sampler."))]
+    if problems:
+        raise ValueError("invalid options: " + "; ".join(problems))
     if cfg.sampler.direction != SamplerConfig.direction:
         raise ValueError(f"--direction {cfg.sampler.direction}: the benchmark runs every direction listed in "
                          "--directions (one row each); set that instead")
@@ -289,27 +306,42 @@ def measure_downstream(cfg: BenchmarkConfig, export: Path, seed: int) -> dict[st
             "finetune_s": None if tuned is None else tuned.wall_s}
 
 
-def _pretrain(cell: Cell, cfg: BenchmarkConfig, env: Any, stats: CellStatsCallback, device: torch.device) -> Any:
-    """Spend the cell's budget: random-mask warm-up for learned samplers, then the method itself.
+class _CellHooks(PretrainHooks):
+    """The benchmark's hooks of the one pre-training loop: the cell's statistics in both phases."""
 
-    Returns the method's agent (None for ``scratch``, which does not pre-train).
+    def __init__(self, stats: CellStatsCallback, progress_bar: bool) -> None:
+        self.stats = stats
+        self.progress_bar = progress_bar
+
+    def warmup_callbacks(self) -> list[Any]:
+        return [self.stats]
+
+    def sampler_callbacks(self) -> list[Any]:
+        return [self.stats]
+
+
+def _pretrain(cell: Cell, cfg: BenchmarkConfig, env: Any, stats: CellStatsCallback, device: torch.device) -> Any:
+    """Spend the cell's budget through :func:`agents.job.pretrain.pretrain`: the warm-up masker first for learned
+    samplers, then the method itself; a fixed masker spends the warm-up's share with its own masks.
+
+    Returns the method's sampler (None for ``scratch``, which does not pre-train).
     """
     spec = SAMPLERS[cell.method]
     if spec.kind == "scratch":
         return None
-    # Build the agent before the warm-up: SB3 seeds the env's clip stream at construction and the
+    # Build the sampler before the warm-up: SB3 seeds the env's clip stream at construction and the
     # warm-up's reset consumes that seed. Fixed maskers also learn in two calls, so every cell
     # resets the env at the same points and sees the same clips in the same order.
-    agent = build_sampler(cell.method, env, cell.sampler_config(cfg.sampler), cell.seed, device)
-    first = build_sampler("random", env, cfg.sampler, cell.seed, device) if spec.learned else agent
-    if cfg.warmup_clips:
-        first.learn(cfg.warmup_clips, callback=stats)
-    agent.learn(cfg.total_clips - cfg.warmup_clips, callback=stats, progress_bar=cfg.progress)
+    sampler = build_sampler(cell.method, env, cell.sampler_config(cfg.sampler), cell.seed, device)
+    plan = PretrainPlan(warmup_clips=cfg.warmup_clips, warmup_masker=cfg.warmup_masker,
+                        sampler_clips=cfg.total_clips - cfg.warmup_clips, seed=cell.seed)
+    pretrain(env, sampler, plan, _CellHooks(stats, cfg.progress), warmup_sampler=None if spec.learned else sampler,
+             name=cell.method)
     expected = cfg.total_clips // cfg.num_envs
     if env.engine.num_updates != expected or stats.clips != cfg.total_clips:
         raise RuntimeError(f"{cell.name}: {env.engine.num_updates} MAE updates / {stats.clips} clips, "
                            f"expected {expected} / {cfg.total_clips}")
-    return agent
+    return sampler
 
 
 def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
@@ -319,20 +351,23 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     cell_dir = Path(cfg.out) / "cells" / cell.name
     device = torch.device(cfg.device)
     set_random_seed(cell.seed)  # the MAE's initialisation depends on the seed only
-    learned = SAMPLERS[cell.method].learned
+    spec = SAMPLERS[cell.method]
+    learned = spec.learned
     env_config = dataclasses.replace(
         cfg.env, mask_ratio=cell.mask_ratio, seed=cell.seed,
         engine_config=dataclasses.replace(cfg.env.engine_config, total_updates=cfg.total_clips // cfg.num_envs),
         # Fixed maskers ignore the reward: they skip the baseline's extra forward, so clips/s stays their own.
         reward=cfg.env.reward if learned else dataclasses.replace(cfg.env.reward, baseline="none"),
     )
+    if spec.build is not None:  # per-token info and the reward mode as the sampler needs them
+        env_config = sampler_env_config(cell.method, env_config, cell.sampler_config(cfg.sampler))
     env = VideoMaskingVecEnv(cfg.num_envs, env_config, device, mae_config(cfg))
     try:
         heldout = HeldOutClips(cfg.env.data, env.core.spec, cfg.eval_clips, cfg.eval_mask_ratio, cfg.eval_seed)
         stats = CellStatsCallback(env.engine, heldout, cfg.total_clips, cfg.warmup_clips, cfg.curve_points,
                                   cfg.curve_clips)
         pretrain_start = time.perf_counter()
-        agent = _pretrain(cell, cfg, env, stats, device)
+        sampler = _pretrain(cell, cfg, env, stats, device)
         pretrain_s = time.perf_counter() - pretrain_start
         peak_rss = peak_rss_mb()
         val_loss = heldout.loss(env.engine)
@@ -342,13 +377,13 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     downstream = measure_downstream(cfg, encoder, cell.seed) if cfg.downstream else {
         "probe_top1": None, "finetune_top1": None, "num_classes": None, "num_val_clips": None, "probe_s": None,
         "finetune_s": None}
-    sampler = getattr(agent, "policy", None)
+    network = sampler.network if sampler is not None else None
     metrics = {
         "method": cell.label, "mask_ratio": cell.mask_ratio, "seed": cell.seed, "clips": stats.clips,
         "mae_updates": env.engine.num_updates, "warmup_clips": cfg.warmup_clips if learned else 0,
         "val_recon_loss": val_loss, **stats.summary(), **downstream, "pretrain_s": pretrain_s,
         "clips_per_s": stats.clips / pretrain_s if stats.clips else None, "peak_rss_mb": peak_rss,
-        "sampler_params": sum(p.numel() for p in sampler.parameters()) if isinstance(sampler, torch.nn.Module) else 0,
+        "sampler_params": sum(p.numel() for p in network.parameters()) if network is not None else 0,
         "wall_s": time.perf_counter() - start,
     }
     if not cfg.keep_encoders:
@@ -389,7 +424,7 @@ def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:
     """Run a cell in its own process and store it; returns an error message instead of raising."""
     error_file = Path(cfg.out) / "cells" / f"{cell.name}.error.txt"
     try:
-        record = run_isolated(_run_cell_reporting, cell, cfg)
+        record = run_isolated(_run_cell_reporting, cell, cfg) if cfg.isolate else run_cell(cell, cfg)
     except Exception as exc:  # noqa: BLE001 - one failed cell must not stop the matrix
         message = f"{type(exc).__name__}: {exc}"
         error_file.parent.mkdir(parents=True, exist_ok=True)

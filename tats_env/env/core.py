@@ -13,6 +13,7 @@ reward baseline, ``action_space.sample()``) come from a per-rank seed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 import tyro
 from gymnasium import spaces
 
+from tats_env.checks import FieldChecks
 from tats_env.config import MAEConfig, get_preset
 from tats_env.data import VideoClipDataset, build_dataset
 from tats_env.env.clips import ClipStream, process_shard, shard_seed
@@ -31,7 +33,7 @@ from tats_env.utils import seeded_torch
 
 
 @dataclass(frozen=True)
-class EnvConfig:
+class EnvConfig(FieldChecks):
     """Everything that defines a masking environment (the data, the model size, the task)."""
 
     data: str = "synthetic"
@@ -67,8 +69,19 @@ class EnvConfig:
     (float32 ``(N,)``, the MAE's error of each masked token, NaN at visible tokens), ``token_mask``
     (bool ``(N,)``, True = masked) and, when the dataset has foreground masks, ``token_foreground``
     (bool ``(N,)``). The rows are read-only views of one ``(B, N)`` host array per step (no
-    per-clip copies); the scalar reward is unchanged. Can also be switched on later by setting
-    :attr:`MaskingCore.token_info`."""
+    per-clip copies); the scalar reward is unchanged. Set when the env is built (the samplers' registry
+    does it for the learners that need it); it does not change afterwards."""
+
+    def field_problems(self) -> Iterator[tuple[str, str]]:
+        """Out-of-range fields (see :mod:`tats_env.checks`); the preset and data path are checked where they are read."""
+        if not 0.0 < self.mask_ratio < 1.0:
+            yield "mask_ratio", "must be in (0, 1), exclusive"
+        if self.num_workers < 0:
+            yield "num_workers", "must be >= 0"
+        if not 0.0 <= self.foreground_threshold <= 1.0:
+            yield "foreground_threshold", "must be in [0, 1]"
+        if not 0 <= self.seed < 2**32:
+            yield "seed", "must be in [0, 2**32 - 1]"
 
 
 def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -196,11 +209,19 @@ class MaskingCore:
         """The masks of the last step, kept for visualisation."""
         self.last_token_error: torch.Tensor | None = None
         """The last step's per-token error ``(B, N)`` on the engine's device (0 at visible tokens)."""
-        self.token_info = self.config.token_info
-        """Put per-token errors, masks and foreground into ``info`` (see :attr:`EnvConfig.token_info`)."""
         self.episodes = 0
         self._foreground_tokens: torch.Tensor | None = None
         self._mask_generator = torch.Generator(device=self.device).manual_seed(self.rank_seed(self.config.seed))
+
+    @property
+    def token_info(self) -> bool:
+        """Whether ``info`` carries per-token errors, masks and foreground (:attr:`EnvConfig.token_info`)."""
+        return self.config.token_info
+
+    @property
+    def token_grid(self) -> tuple[int, int, int]:
+        """The token grid ``(T', H', W')`` of the observations and masks (time-major token order)."""
+        return self.spec.grid
 
     def rank_seed(self, seed: int) -> int:
         """This process's own seed for random masks: ``seed`` in one process (and on rank 0), distinct per rank."""
@@ -222,6 +243,13 @@ class MaskingCore:
         self._foreground_tokens = None
         tokens = self.engine.observe(batch["video"])
         return tokens.to(torch.float16 if self.obs_dtype == np.float16 else torch.float32).cpu().numpy()
+
+    @property
+    def current_videos(self) -> torch.Tensor:
+        """The current clips ``(B, C, T, H, W)`` on the device, normalised as the MAE sees them."""
+        if self.batch is None:
+            raise RuntimeError("reset the env first: it has no clips yet")
+        return self.batch["video"]
 
     @property
     def has_foreground(self) -> bool:
@@ -258,6 +286,20 @@ class MaskingCore:
                                  f"--data {self.config.data} have none")
             kwargs["foreground"] = foreground
         return masker(self.batch["video"], self.spec, self.config.mask_ratio, generator=generator, **kwargs)
+
+    def mask_image(self, mask: torch.Tensor | np.ndarray, scores: torch.Tensor | None = None,
+                   num_clips: int = 4) -> np.ndarray:
+        """A labelled HWC uint8 image of the current clips: frames, optional per-token scores as a heat map,
+        ``mask`` (B, N) (True = masked) and the MAE's reconstruction (:mod:`tats_env.visualize`)."""
+        from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid
+
+        if self.batch is None:
+            raise RuntimeError("reset the env before drawing its masks")
+        mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask, device=self.device).bool()
+        image = mask_reconstruction_grid(self.engine.model, self.batch["video"], mask, num_clips,
+                                         foreground=self.batch.get("foreground"), scores=scores)
+        labels = ROW_LABELS if scores is None else ROW_LABELS_WITH_SCORES
+        return label_grid(image, labels, min(num_clips, len(mask)))
 
     def step(self, actions: np.ndarray | torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Score B masks on the current clips: rewards ``(B,)`` float32 and one info dict per clip."""

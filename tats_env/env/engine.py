@@ -11,6 +11,7 @@ decides when too many skips end a run. It holds no global state: a caller may wr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,13 +20,14 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 
+from tats_env.checks import FieldChecks
 from tats_env.utils import autocast_context
 from tats_env.config import MAEConfig
 from tats_env.mae import VideoMAE
 
 
 @dataclass(frozen=True)
-class EngineConfig:
+class EngineConfig(FieldChecks):
     """Optimisation of the environment's MAE (VideoMAE's recipe by default)."""
 
     blr: float = 1.5e-4
@@ -46,6 +48,27 @@ class EngineConfig:
     """Clip the gradient norm to this value; None disables clipping."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on the CPU)."""
+
+    def field_problems(self) -> Iterator[tuple[str, str]]:
+        """Out-of-range fields (see :mod:`tats_env.checks`)."""
+        if not self.blr > 0:
+            yield "blr", "must be > 0"
+        if self.lr is not None and not self.lr > 0:
+            yield "lr", "must be > 0 (or None: scale --mae.blr)"
+        if not self.min_lr >= 0:
+            yield "min_lr", "must be >= 0"
+        elif self.lr is not None and self.lr > 0 and self.min_lr > self.lr:
+            yield "min_lr", f"must not exceed the learning rate (--mae.lr {self.lr:g}): the cosine would rise"
+        if self.warmup_updates < 0:
+            yield "warmup_updates", "must be >= 0"
+        if self.total_updates is not None and self.total_updates < 1:
+            yield "total_updates", "must be >= 1 (or None)"
+        if not self.weight_decay >= 0:
+            yield "weight_decay", "must be >= 0"
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            yield "betas", "needs two values in [0, 1)"
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            yield "grad_clip", "must be > 0 (or None: no clipping)"
 
     def learning_rates(self, batch_size: int) -> tuple[float, float]:
         """``(peak lr, min lr)`` for a global batch of ``batch_size`` clips."""

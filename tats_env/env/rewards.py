@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 
+from tats_env.checks import FieldChecks
+
 RewardMode = Literal["adversarial", "cooperative"]
 
 
 @dataclass(frozen=True)
-class RewardConfig:
+class RewardConfig(FieldChecks):
     """How the per-token error of the masked tokens becomes one reward per clip."""
 
-    mode: RewardMode = "adversarial"
+    mode: RewardMode | None = None
     """``adversarial``: +error, the sampler hunts tokens the MAE finds hard (AdaMAE/TATS);
-    ``cooperative``: -error, the sampler hides tokens that are easy to reconstruct."""
+    ``cooperative``: -error, the sampler hides tokens that are easy to reconstruct. None:
+    adversarial, unless the sampler's ``--direction`` decides (the main job and the benchmark
+    derive it from there: mask_hard -> adversarial, show_hard -> cooperative)."""
     baseline: Literal["none", "random"] = "none"
     """``random``: subtract, per clip, the error the same MAE makes under a fresh uniformly random
     mask with the same K (one extra forward, no backward). This paired control variate removes
@@ -29,6 +34,11 @@ class RewardConfig:
     clip: float = 10.0
     """Clip normalised rewards to ``[-clip, clip]``."""
 
+    def field_problems(self) -> Iterator[tuple[str, str]]:
+        """Out-of-range fields (see :mod:`tats_env.checks`)."""
+        if not self.clip > 0:
+            yield "clip", "must be > 0"
+
 
 class RewardFunction:
     """Maps ``(per_token_loss, mask)`` to a float32 reward per clip; keeps running statistics."""
@@ -37,7 +47,7 @@ class RewardFunction:
         self.config = config or RewardConfig()
         if self.config.baseline not in ("none", "random"):
             raise ValueError(f"unknown reward baseline {self.config.baseline!r}; choose 'none' or 'random'")
-        if self.config.mode not in ("adversarial", "cooperative"):
+        if self.config.mode not in (None, "adversarial", "cooperative"):
             raise ValueError(f"unknown reward mode {self.config.mode!r}; choose 'adversarial' or 'cooperative'")
         self.stats = RunningMeanStd(shape=())
 
@@ -60,7 +70,7 @@ class RewardFunction:
             error_t = error_t - baseline_error.float()
         error = error_t.cpu().numpy().astype(np.float64)
         finite = np.isfinite(error)
-        reward = np.where(finite, error if self.config.mode == "adversarial" else -error, 0.0)
+        reward = np.where(finite, -error if self.config.mode == "cooperative" else error, 0.0)
         if self.config.normalize:
             if finite.any():
                 self.stats.update(reward[finite])

@@ -47,6 +47,48 @@ class VideoMaskingVecEnv(VecEnv):
         """The co-trained MAE and its optimizer."""
         return self.core.engine
 
+    # --- what samplers and training code may use (reachable through SB3 VecEnv wrappers) -------------------
+
+    @property
+    def token_grid(self) -> tuple[int, int, int]:
+        """The token grid ``(T', H', W')`` of observations and masks."""
+        return self.core.token_grid
+
+    @property
+    def token_info(self) -> bool:
+        """Whether ``infos`` carry per-token errors (``token_info=True`` when the env was built)."""
+        return self.core.token_info
+
+    @property
+    def current_videos(self) -> torch.Tensor:
+        """The current clips ``(B, C, T, H, W)`` on the device (benchmarks, visualisations)."""
+        return self.core.current_videos
+
+    @property
+    def skipped_videos(self) -> int:
+        """Bad videos skipped so far (counted, never fatal)."""
+        return self.core.clips.skipped
+
+    def rank_seed(self, seed: int) -> int:
+        """This process's own seed for random masks under torch.distributed (``seed`` in one process)."""
+        return self.core.rank_seed(seed)
+
+    def fixed_masks(self, masker: Any, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A fixed masker's masks ``(B, N)`` bool for the current clips (:meth:`MaskingCore.fixed_masks`)."""
+        return self.core.fixed_masks(masker, generator)
+
+    def mask_image(self, mask: Any, scores: torch.Tensor | None = None, num_clips: int = 4) -> np.ndarray:
+        """A labelled image of the current clips with ``mask`` and their reconstruction (:meth:`MaskingCore.mask_image`)."""
+        return self.core.mask_image(mask, scores, num_clips)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The env's learned state (MAE, optimizer, schedule, reward statistics, counters), for checkpoints."""
+        return self.core.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.core.load_state_dict(state)
+
     def reset(self) -> np.ndarray:
         """Draw B clips (reseeding first if :meth:`seed` was called); observations ``(B, N, D)``."""
         if self._seeds[0] is not None:

@@ -1,4 +1,9 @@
-"""SB3 callbacks for co-training: env statistics, mask/reconstruction images, atomic checkpoints."""
+"""SB3 callbacks for co-training: env statistics, mask/reconstruction images, atomic checkpoints.
+
+They reach the env only through its public surface (``engine``, ``skipped_videos``,
+``mask_image``; SB3's VecEnv wrappers forward these) and the sampler only through
+:class:`agents.algorithms.base.Sampler` (``predict_masks``, ``predict_scores``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image
 
-from tats_env.env import masking_core
-from agents.token_credit import DEFAULT_DIRECTION, Direction
-from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid, save_png
+from agents.kofn.credit import DEFAULT_DIRECTION, Direction
+from tats_env.visualize import save_png
 
 ENV_STAT_KEYS = ("recon_loss", "moving_visible", "moving_hidden", "motion_precision", "foreground_share", "motion_recall", "motion_lift_show_hard",
                  "motion_lift_mask_hard", "moving_static_error_ratio")
@@ -28,7 +31,6 @@ class EnvStatsCallback(BaseCallback):
         self.direction_key = f"env/motion_lift_{direction}"
 
     def _on_training_start(self) -> None:
-        self._core = masking_core(self.training_env)
         self._last_time = time.perf_counter()
         self._last_steps = self.num_timesteps
 
@@ -50,23 +52,10 @@ class EnvStatsCallback(BaseCallback):
         if clips > 0 and now > self._last_time:
             self.logger.record("time/clips_per_s", clips / (now - self._last_time))
         self._last_time, self._last_steps = now, self.num_timesteps
-        engine = self._core.engine
+        engine = self.training_env.engine
         self.logger.record("mae/lr", float(engine.optimizer.param_groups[0]["lr"]))
         self.logger.record("mae/updates", engine.num_updates)
-        self.logger.record("env/skipped_videos", self._core.clips.skipped)
-
-
-def sampler_scores(model: Any, obs: np.ndarray) -> torch.Tensor | None:
-    """Per-token scores ``(B, N)`` (higher = more likely masked) when the sampler exposes them, else None.
-
-    Looks for ``predict_scores`` on the model (e.g. :class:`agents.reinforce.Reinforce`) or on its
-    policy (:class:`agents.TATSPolicy` and subclasses).
-    """
-    for owner in (model, getattr(model, "policy", None)):
-        predict = getattr(owner, "predict_scores", None)
-        if callable(predict):
-            return torch.as_tensor(predict(obs)).float()
-    return None
+        self.logger.record("env/skipped_videos", self.training_env.skipped_videos)
 
 
 class MaskImageCallback(BaseCallback):
@@ -90,16 +79,9 @@ class MaskImageCallback(BaseCallback):
         return True
 
     def write(self, obs: np.ndarray) -> Path:
-        """Draw the current clips with the policy's deterministic masks (and scores); returns the PNG path."""
-        core = masking_core(self.training_env)
-        assert core.batch is not None
-        actions, _ = self.model.predict(obs, deterministic=True)
-        mask = torch.as_tensor(actions, device=core.device).bool()
-        scores = sampler_scores(self.model, obs)
-        image = mask_reconstruction_grid(core.engine.model, core.batch["video"], mask, self.num_clips,
-                                         foreground=core.batch.get("foreground"), scores=scores)
-        labels = ROW_LABELS if scores is None else ROW_LABELS_WITH_SCORES
-        image = label_grid(image, labels, min(self.num_clips, len(mask)))
+        """Draw the current clips with the sampler's deterministic masks (and scores); returns the PNG path."""
+        mask = self.model.predict_masks(obs, deterministic=True)
+        image = self.training_env.mask_image(mask, self.model.predict_scores(obs), self.num_clips)
         path = save_png(self.out_dir / f"masks_{self.num_timesteps:08d}.png", image)
         self.logger.record("images/masks_reconstructions", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
         return path

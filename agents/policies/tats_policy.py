@@ -3,7 +3,7 @@
 Works with PPO and A2C on :func:`tats_env.make_vec_env` (observation: token embeddings
 ``(N, D)``; action: :class:`tats_env.KOfNMask`). The actor scores every token with the
 trajectory-attention network; the action distribution is the exact conditional-Poisson
-K-subset distribution (:class:`agents.kofn_distribution.KOfNMaskDistribution`).
+K-subset distribution (:class:`agents.kofn.distribution.KOfNMaskDistribution`).
 
 SB3's orthogonal initialisation is designed for MLPs; it would overwrite the transformer's
 initialisation, so ``ortho_init`` is always off here and the network keeps its own init.
@@ -22,8 +22,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
-from agents.kofn_distribution import KOfNMaskDistribution, KSubsetDistribution
-from agents.tats_network import TATSConfig, TATSNetwork, init_sampler_weights
+from agents.kofn.distribution import KOfNMaskDistribution, KSubsetDistribution
+from agents.policies.tats_network import TATSConfig, TATSNetwork, init_sampler_weights
 from tats_env.env.spaces import KOfNMask
 
 
@@ -57,7 +57,7 @@ def infer_grid(num_tokens: int, grid: tuple[int, int, int] | None) -> tuple[int,
 class TATSPolicy(ActorCriticPolicy):
     """Trajectory-aware sampler: per-token scores -> exact K-of-N masks, clip value.
 
-    Extra policy kwargs: ``tats_config`` (:class:`agents.tats_network.TATSConfig`), ``grid``
+    Extra policy kwargs: ``tats_config`` (:class:`agents.policies.tats_network.TATSConfig`), ``grid``
     (the token grid; inferred as a square grid with 8 temporal slots unless given; the training
     code passes the env's) and ``entropy_grad`` (False: ``evaluate_actions`` returns the entropy
     without a graph, saving the double backward through the distribution when ``ent_coef == 0``).

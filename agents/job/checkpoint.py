@@ -1,4 +1,4 @@
-"""Atomic training checkpoints: policy, MAE, optimizers, counters and RNG states in one file.
+"""Atomic training checkpoints: sampler, MAE, optimizers, counters and RNG states in one file.
 
 A checkpoint is written with :func:`tats_env.utils.atomic_torch_save` (temporary file, fsync,
 ``os.replace``), so a run killed mid-write never leaves a truncated checkpoint. The top-level ``mae_config``/``mae_state`` keys make every checkpoint
@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
 
 from tats_env.utils import atomic_torch_save
 
@@ -67,36 +66,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def sampler_state(agent: Any) -> dict[str, Any]:
-    """Everything needed to resume a sampler: weights, optimizers, counters.
-
-    SB3 algorithms go through their public ``get_parameters`` (policy and optimizer state dicts);
-    SAC's entropy temperature lives outside those and is added. Replay buffers are not saved: a
-    resumed SAC refills its buffer. :class:`agents.loop.StepwiseAgent` learners save their own
-    ``state_dict``.
-    """
-    if isinstance(agent, BaseAlgorithm):
-        state: dict[str, Any] = {"params": agent.get_parameters(), "num_timesteps": agent.num_timesteps,
-                                 "n_updates": agent._n_updates}
-        if isinstance(getattr(agent, "log_ent_coef", None), torch.Tensor):
-            state["log_ent_coef"] = agent.log_ent_coef.detach().cpu().clone()
-        return state
-    return {"agent": agent.state_dict()}
-
-
-def load_sampler_state(agent: Any, state: dict[str, Any]) -> None:
-    """Restore :func:`sampler_state` into a sampler built with the same configuration."""
-    if isinstance(agent, BaseAlgorithm):
-        agent.set_parameters(state["params"], exact_match=True, device=agent.device)
-        agent.num_timesteps = int(state["num_timesteps"])
-        agent._n_updates = int(state["n_updates"])
-        if "log_ent_coef" in state:
-            with torch.no_grad():
-                agent.log_ent_coef.copy_(state["log_ent_coef"])
-        return
-    agent.load_state_dict(state["agent"])
 
 
 def find_checkpoint(run_dir: str | Path) -> Path | None:

@@ -6,13 +6,13 @@ replacement) and trains the sampler with ``-mean over masked tokens of log p_i *
 :class:`Reinforce` keeps the network and offers three rules (``rule=``):
 
 * ``clip``: REINFORCE on the clip reward with the EXACT K-of-N log-probability: masks drawn from
-  the conditional-Poisson K-subset distribution (:class:`agents.kofn_distribution.KSubsetDistribution`),
+  the conditional-Poisson K-subset distribution (:class:`agents.kofn.distribution.KSubsetDistribution`),
   ``-(reward - baseline) * log p(mask)`` with a baseline that does not depend on the sampled mask
   (moving average of past rewards, or a learned clip value), so the estimator is unbiased.
 * ``token``: the exact token-level rule: the same K-subset distribution, per-token advantages from
   the env's per-token errors and ``-(1/K) sum_{masked i} A_i log pi_i`` with ``pi_i`` the exact
-  inclusion probabilities (the one-update, ratio-free case of :class:`agents.token_ppo.TokenPPO`;
-  objective and direction in :mod:`agents.token_credit`).
+  inclusion probabilities (the one-update, ratio-free case of :class:`agents.algorithms.token_ppo.TokenPPO`;
+  objective and direction in :mod:`agents.kofn.credit`).
 * ``adamae``: AdaMAE's own rule: ``p = softmax(scores)`` over tokens, the N - K visible tokens
   drawn from it without replacement (Gumbel top-k, the same law as sequential categorical draws),
   loss ``-mean_{masked i} log p_i * e_i`` with the raw errors, no baseline. ``log p_i`` is not the
@@ -21,14 +21,16 @@ replacement) and trains the sampler with ``-mean over masked tokens of log p_i *
 
 :class:`Reinforce` drives any SB3 ``VecEnv`` whose action space is :class:`tats_env.KOfNMask`
 and whose observation is token embeddings ``(N, D)``, e.g. :func:`tats_env.make_vec_env`. Its
-``learn(total_clips, callback=...)`` is the shared :class:`agents.loop.StepwiseAgent` loop and
-accepts stable-baselines3 callbacks, so :class:`agents.callbacks.EnvStatsCallback` and friends
-work unchanged.
+``learn(total_timesteps, callback=...)`` is the shared :class:`agents.algorithms.stepwise.StepwiseSampler`
+loop and accepts stable-baselines3 callbacks. Its network is AdaMAE's scorer
+(:class:`agents.policies.score_net.TokenScoreNet`); :class:`ReinforceConfig` holds its hyperparameters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -37,69 +39,22 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
-from agents.kofn_distribution import KSubsetDistribution
-from agents.loop import StepwiseAgent
-from agents.tats_network import init_sampler_weights
-from agents.token_credit import (
+from agents.algorithms.base import DDPTarget, require_token_info
+from agents.algorithms.sb3 import common_problems
+from agents.algorithms.stepwise import StepwiseSampler
+from agents.algorithms.token_ppo import token_errors_from_infos
+from agents.kofn.distribution import KSubsetDistribution
+from agents.policies.score_net import TokenScoreNet, TokenScoreNetConfig
+from agents.kofn.credit import (
     DEFAULT_DIRECTION, AdvantageKind, Direction, direction_sign, token_advantages, token_policy_loss,
 )
-from agents.token_ppo import enable_token_info, token_errors_from_infos
+from tats_env.checks import FieldChecks
 from tats_env.env.spaces import KOfNMask
-from tats_env.mae.layers import Block, sincos_position_table
 
-__all__ = ["TokenScoreNetConfig", "TokenScoreNet", "Reinforce", "reinforce_loss", "adamae_loss", "adamae_sample"]
+__all__ = ["Reinforce", "ReinforceConfig", "reinforce_loss", "adamae_loss", "adamae_sample"]
 
 BaselineKind = Literal["ema", "value", "none"]
 RuleKind = Literal["clip", "token", "adamae"]
-
-
-@dataclass(frozen=True)
-class TokenScoreNetConfig:
-    """Sizes of the AdaMAE-style token network."""
-
-    dim: int = 64
-    """Width of the sampler's tokens."""
-    depth: int = 1
-    """Standard transformer blocks (AdaMAE uses one)."""
-    num_heads: int = 2
-    """Attention heads."""
-    mlp_ratio: float = 2.0
-    """MLP hidden width as a multiple of ``dim``."""
-    score_limit: float = 10.0
-    """Scores are squashed to ``(-limit, limit)`` (``limit * tanh(raw / limit)``), as in TATS."""
-
-
-class TokenScoreNet(nn.Module):
-    """Token embeddings ``(B, N, D)`` -> per-token scores ``(B, N)`` and a clip value ``(B,)``.
-
-    Input norm and projection, fixed 1-D sin-cos positions, ``depth`` standard pre-norm
-    transformer blocks, a final norm, a linear score head per token and a linear value head
-    on the mean-pooled tokens (used only by the ``value`` baseline).
-    """
-
-    def __init__(self, obs_dim: int, num_tokens: int, cfg: TokenScoreNetConfig | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg or TokenScoreNetConfig()
-        self.input_norm = nn.LayerNorm(obs_dim)
-        self.input_proj = nn.Linear(obs_dim, self.cfg.dim)
-        self.register_buffer("pos_embed", sincos_position_table(num_tokens, self.cfg.dim), persistent=False)
-        self.blocks = nn.ModuleList(
-            Block(self.cfg.dim, self.cfg.num_heads, mlp_ratio=self.cfg.mlp_ratio) for _ in range(self.cfg.depth)
-        )
-        self.norm = nn.LayerNorm(self.cfg.dim)
-        self.score_head = nn.Linear(self.cfg.dim, 1)
-        self.value_head = nn.Linear(self.cfg.dim, 1)
-        self.apply(init_sampler_weights)
-
-    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
-        """Bounded scores ``(B, N)`` float32 and values ``(B,)`` for observations ``(B, N, D)``."""
-        x = self.input_proj(self.input_norm(tokens.float())) + self.pos_embed
-        for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        limit = self.cfg.score_limit
-        scores = limit * torch.tanh(self.score_head(x).squeeze(-1) / limit)
-        return scores, self.value_head(x.mean(dim=1)).squeeze(-1)
 
 
 def reinforce_loss(log_prob: Tensor, rewards: Tensor, baseline: Tensor | float,
@@ -138,17 +93,17 @@ def adamae_loss(scores: Tensor, masks: Tensor, errors: Tensor) -> Tensor:
     return -(log_p * weights).sum() / masked.sum().clamp_min(1)
 
 
-class Reinforce(StepwiseAgent):
+class Reinforce(StepwiseSampler):
     """REINFORCE for K-of-N token masking: clip reward, exact token-level or AdaMAE's rule (module docstring).
 
     Args:
         env: SB3 ``VecEnv`` with token observations ``(N, D)`` and a :class:`KOfNMask` action space
-            (and ``info["token_error"]`` for the ``token`` and ``adamae`` rules; a :mod:`tats_env`
-            masking env gets its ``token_info`` switched on here).
+            (and ``info["token_error"]`` for the ``token`` and ``adamae`` rules: build a
+            :mod:`tats_env` masking env with ``token_info=True``).
         learning_rate: Adam learning rate of the sampler.
         rule: ``clip``, ``token`` or ``adamae``.
-        direction: ``token`` rule only: ``show_hard`` or ``mask_hard`` (:data:`agents.token_credit.Direction`;
-            None: :data:`~agents.token_credit.DEFAULT_DIRECTION`); ``adamae`` is show-hard by construction
+        direction: ``token`` rule only: ``show_hard`` or ``mask_hard`` (:data:`agents.kofn.credit.Direction`;
+            None: :data:`~agents.kofn.credit.DEFAULT_DIRECTION`); ``adamae`` is show-hard by construction
             (None gives it that) and rejects ``mask_hard``.
         advantage: ``token`` rule only: ``relative``, ``centered`` or ``raw`` per-token advantages.
         baseline: ``clip`` rule only: ``ema`` (moving average of past batch-mean rewards), ``value``
@@ -202,8 +157,9 @@ class Reinforce(StepwiseAgent):
             raise ValueError("AdaMAE's rule raises the visibility of hard tokens (show_hard); use rule='token' "
                              "for mask_hard")
         if rule != "clip":
-            enable_token_info(env)
+            require_token_info(env, f"Reinforce(rule={rule!r})")
         super().__init__(env, log_interval)
+        self.needs_token_info = rule != "clip"
         self.rule: RuleKind = rule
         self.direction: Direction = direction
         self.advantage: AdvantageKind = advantage
@@ -225,6 +181,19 @@ class Reinforce(StepwiseAgent):
         self.generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
         self.ema_baseline: float | None = None
         """Current moving-average baseline (None before the first batch)."""
+
+    @property
+    def network(self) -> nn.Module:
+        """AdaMAE's token scorer."""
+        return self.policy
+
+    def ddp_targets(self) -> list[DDPTarget]:
+        """The scorer's forward builds every loss (unused value head unless the value baseline is on)."""
+        return [DDPTarget(self.policy, "forward", find_unused_parameters=self.baseline_kind != "value")]
+
+    def reseed(self, seed: int) -> None:
+        """Restart the mask sampling stream."""
+        self.generator.manual_seed(seed)
 
     def _obs_tensor(self, obs: np.ndarray | Tensor) -> Tensor:
         return torch.as_tensor(obs, device=self.device).float()
@@ -350,3 +319,39 @@ class Reinforce(StepwiseAgent):
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema_baseline = state["ema_baseline"]
+
+
+@dataclass(frozen=True)
+class ReinforceConfig(FieldChecks):
+    """:class:`Reinforce` hyperparameters (AdaMAE-style REINFORCE, exact K-of-N log-probabilities)."""
+
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    baseline: BaselineKind = "ema"
+    """Reward baseline of the clip rule: moving average of past batches, a learned clip value, or none."""
+    baseline_decay: float = 0.9
+    """EMA factor of the ema baseline."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight (value baseline only)."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping."""
+    normalize_advantage: bool = False
+    """Divide advantages by their batch standard deviation."""
+    net: TokenScoreNetConfig = field(default_factory=TokenScoreNetConfig)
+    """The token network (one standard transformer block, as AdaMAE)."""
+
+    def field_problems(self) -> Iterator[tuple[str, str]]:
+        """Out-of-range fields (see :mod:`tats_env.checks`)."""
+        yield from common_problems(self.learning_rate, self.ent_coef, self.vf_coef, self.max_grad_norm)
+        if not 0.0 <= self.baseline_decay < 1.0:
+            yield "baseline_decay", "must be in [0, 1)"
+
+    def build(self, env: VecEnv, rule: RuleKind, direction: Direction | None, seed: int | None = None,
+              device: str | torch.device = "cpu") -> Reinforce:
+        """A :class:`Reinforce` learner with ``rule`` on ``env`` (``direction`` of the token rules; the clip rule
+        follows the env's reward)."""
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "net"}
+        return Reinforce(env, rule=rule, direction=None if rule == "clip" else direction, seed=seed, device=device,
+                         policy_kwargs=self.net, **kwargs)

@@ -24,9 +24,9 @@ import torch
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
-from agents.kofn_distribution import KSubsetDistribution
-from agents.policy import TATSPolicy
-from agents.tats_network import TATSConfig, TATSNetwork, TrajectoryTrunk, init_sampler_weights
+from agents.kofn.distribution import KSubsetDistribution
+from agents.policies.tats_policy import TATSPolicy
+from agents.policies.tats_network import TATSConfig, TATSNetwork, TrajectoryTrunk, init_sampler_weights
 
 __all__ = ["CriticKind", "ScorerNetwork", "TokenTATSPolicy"]
 
@@ -59,7 +59,7 @@ class ScorerNetwork(nn.Module):
 
 
 class TokenTATSPolicy(TATSPolicy):
-    """TATS scorer for :class:`agents.token_ppo.TokenPPO`: exact per-token inclusion probabilities.
+    """TATS scorer for :class:`agents.algorithms.token_ppo.TokenPPO`: exact per-token inclusion probabilities.
 
     Extra policy kwargs besides :class:`agents.TATSPolicy`'s: ``critic`` (``"none"`` or
     ``"separate"``, see the module docstring). ``tats_config.share_trunk`` is ignored (forced off).

@@ -14,7 +14,6 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from tats_env.env import masking_core
 from tats_env.utils import nonfinite_tensors
 
 __all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights"]
@@ -32,10 +31,10 @@ def check_finite(state: Any, what: str, hint: str = "") -> None:
         raise NonFiniteError(f"{what}: non-finite values in {shown}{'; ' + hint if hint else ''}")
 
 
-def sampler_weights(agent: Any) -> dict[str, Any]:
-    """The sampler's network weights: an SB3 algorithm's policy, or a stepwise learner's ``policy`` (if any)."""
-    policy = getattr(agent, "policy", None)
-    return policy.state_dict() if policy is not None else {}
+def sampler_weights(sampler: Any) -> dict[str, Any]:
+    """The weights of the sampler's network (:attr:`agents.algorithms.base.Sampler.network`; none for fixed maskers)."""
+    network = sampler.network
+    return network.state_dict() if network is not None else {}
 
 
 class NonFiniteGuardCallback(BaseCallback):
@@ -55,7 +54,7 @@ class NonFiniteGuardCallback(BaseCallback):
         self._warned = False
 
     def _on_training_start(self) -> None:
-        self._engine = masking_core(self.training_env).engine
+        self._engine = self.training_env.engine
         self._warned = self._engine.skipped_updates > 0  # warned already in an earlier phase or chunk
 
     def _on_step(self) -> bool:

@@ -44,7 +44,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Direction", "DEFAULT_DIRECTION", "AdvantageKind", "direction_sign", "token_advantages", "token_policy_loss",
+__all__ = ["Direction", "DEFAULT_DIRECTION", "REWARD_MODE", "AdvantageKind", "direction_sign", "token_advantages", "token_policy_loss",
            "bernoulli_kl"]
 
 Direction = Literal["show_hard", "mask_hard"]
@@ -52,6 +52,12 @@ Direction = Literal["show_hard", "mask_hard"]
 
 DEFAULT_DIRECTION: Direction = "mask_hard"
 """The direction every token-level learner uses unless told otherwise (the main job's, measured: the larger lift)."""
+
+REWARD_MODE: dict[str, str] = {"mask_hard": "adversarial", "show_hard": "cooperative"}
+"""The clip reward of a direction for the clip-reward learners: masking hard tokens raises the masked error
+(adversarial, +error), showing them lowers it (cooperative, -error). This is the direct effect of the mask choice,
+the same term the token-level credit follows; clip-reward learners also see the interaction term (how the visible
+tokens change every masked token's error), which at ratios >= 0.9 can push them the other way."""
 
 AdvantageKind = Literal["relative", "centered", "raw"]
 """How errors become per-token advantages (before the direction's sign):

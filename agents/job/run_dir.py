@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agents.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from agents.validation import ConfigError
+from agents.job.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from agents.job.validation import ConfigError
 from tats_env.commandline import config_to_dict, field_flags, parse, to_args
 from tats_env.utils import remove_stale_temporaries
 

@@ -13,11 +13,12 @@ What each process (rank) does, and what is shared:
   the gradients are averaged across ranks in the backward of every env step, so every rank takes the
   same AdamW step on the global batch (``num_envs x world size`` clips).
 * **The sampler's gradients** are averaged the same way, by DDP around the method that builds its
-  loss (:func:`ddp_method`): ``policy.evaluate_actions`` for SB3's PPO/A2C (so SB3's
-  ``clip_grad_norm_`` sees the averaged gradient, and ``PPO.train`` stays untouched),
-  ``policy.evaluate_tokens`` for :class:`agents.token_ppo.TokenPPO`, the token network's
-  ``forward`` for :class:`agents.reinforce.Reinforce`. Weights therefore stay bit-identical
-  across ranks; :func:`distributed_summary` checks that with a SHA-256 digest per rank.
+  loss (:func:`ddp_method`), which each sampler names itself
+  (:meth:`agents.algorithms.base.Sampler.ddp_targets`): ``policy.evaluate_actions`` for SB3's
+  PPO/A2C (so SB3's ``clip_grad_norm_`` sees the averaged gradient, and ``PPO.train`` stays
+  untouched), ``policy.evaluate_tokens`` for token-level PPO, the scorer's ``forward`` for
+  REINFORCE. Weights therefore stay bit-identical across ranks; :func:`distributed_summary`
+  checks that with a SHA-256 digest per rank.
 * **Data**: each rank streams its own shard of the videos with its own augmentation seed
   (:class:`tats_env.env.clips.ClipStream`); each rank's masks and PPO samples come from its own
   random streams (:func:`reseed_rank`; rank 0 keeps the run's seed).
@@ -41,15 +42,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from agents.callbacks import MaskImageCallback
-from agents.fixed_masker import FixedMaskerAgent
-from agents.reinforce import Reinforce
-from agents.token_ppo import TokenPPO
+from agents.algorithms.base import Sampler
+from agents.job.callbacks import MaskImageCallback
 from tats_env.env.clips import process_shard, shard_seed
 from tats_env.env.engine import CoTrainingEngine
 
@@ -174,40 +172,31 @@ def distribute_engine(engine: CoTrainingEngine) -> None:
     engine.train_module = DistributedDataParallel(engine.model, **_ddp_kwargs(engine.device, False))
 
 
-def distribute_sampler(agent: Any, device: torch.device) -> None:
-    """Average the sampler's gradients across ranks (fixed maskers have none); other learners raise."""
-    # find_unused_parameters only where an output may stay out of the loss (no value loss / no value baseline).
-    if isinstance(agent, TokenPPO):  # token-level PPO builds its loss from evaluate_tokens, not evaluate_actions
-        ddp_method(agent.policy, "evaluate_tokens", device, find_unused_parameters=True)
-    elif isinstance(agent, OnPolicyAlgorithm):  # PPO, A2C: the loss is built from evaluate_actions
-        ddp_method(agent.policy, "evaluate_actions", device, find_unused_parameters=agent.vf_coef == 0)
-    elif isinstance(agent, Reinforce):
-        ddp_method(agent.policy, "forward", device, find_unused_parameters=agent.baseline_kind != "value")
-    elif not isinstance(agent, FixedMaskerAgent):
-        raise NotImplementedError(
-            f"{type(agent).__name__} cannot train under torchrun: only on-policy SB3 samplers (token_ppo, ppo_tats, "
-            "a2c_tats) and the REINFORCE samplers average their gradients across ranks")
+def distribute_sampler(sampler: Sampler, device: torch.device) -> None:
+    """Average the sampler's gradients across ranks: DDP around every loss method it names (fixed maskers: none);
+    a sampler that cannot train this way raises ``NotImplementedError``."""
+    for target in sampler.ddp_targets():
+        ddp_method(target.module, target.method, device, find_unused_parameters=target.find_unused_parameters)
 
 
-def reseed_rank(seed: int, agent: Any = None) -> None:
-    """Give ranks > 0 their own random streams (python, numpy, torch; the sampler's generator); rank 0 keeps its own."""
+def reseed_rank(seed: int, sampler: Sampler | None = None) -> None:
+    """Give ranks > 0 their own random streams (python, numpy, torch; the sampler's own); rank 0 keeps its own."""
     rank = get_rank() if is_distributed() else 0
     if rank == 0:
         return
     own = shard_seed(seed, rank)
     set_random_seed(own)
-    generator = getattr(agent, "generator", None)
-    if isinstance(generator, torch.Generator):
-        generator.manual_seed(own)
+    if sampler is not None:
+        sampler.reseed(own)
 
 
 def distribute_trainer(trainer: Any) -> None:
-    """DDP for a built :class:`agents.training.CoTrainer`'s MAE and sampler, per-rank seeds; no-op in one process."""
+    """DDP for a built :class:`agents.job.trainer.CoTrainer`'s MAE and sampler, per-rank seeds; no-op in one process."""
     if not is_distributed():
         return
     distribute_engine(trainer.env.engine)
-    distribute_sampler(trainer.agent, trainer.device)
-    reseed_rank(trainer.cfg.env.seed, trainer.agent)
+    distribute_sampler(trainer.sampler, trainer.device)
+    reseed_rank(trainer.cfg.env.seed, trainer.sampler)
 
 
 # --- counters, callbacks, logging --------------------------------------------------------------------------
@@ -248,7 +237,7 @@ def rank_callbacks(callbacks: list[BaseCallback]) -> list[BaseCallback]:
     if world == 1:
         return callbacks
     main = is_main_process()
-    kept = [callback for callback in callbacks if main or not isinstance(callback, MaskImageCallback)]
+    kept = [callback for callback in callbacks if main or not isinstance(callback, MaskImageCallback)]  # rank-0 files
     return [GlobalClipCounter(world), *kept]
 
 
@@ -268,9 +257,9 @@ def replica_digest(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]) -> str
 def trainer_weights(trainer: Any) -> dict[str, Mapping[str, torch.Tensor]]:
     """The weights every rank must share: the env's MAE and the sampler's network (when it has one)."""
     weights: dict[str, Mapping[str, torch.Tensor]] = {"mae": trainer.env.engine.model.state_dict()}
-    policy = getattr(trainer.agent, "policy", None)
-    if isinstance(policy, nn.Module):
-        weights["sampler"] = policy.state_dict()
+    network = trainer.sampler.network
+    if isinstance(network, nn.Module):
+        weights["sampler"] = network.state_dict()
     return weights
 
 

@@ -7,10 +7,10 @@ A clip-level reward carries almost no signal about which of ~500 tokens mattered
 * a rollout buffer (:class:`TokenRolloutBuffer`) that also keeps every clip's per-token errors
   (from the env's ``info["token_error"]``, see ``EnvConfig.token_info``) and the sampling policy's
   exact per-token inclusion probabilities;
-* a ``train`` that ascends the per-token surrogate of :mod:`agents.token_credit` (per-token
+* a ``train`` that ascends the per-token surrogate of :mod:`agents.kofn.credit` (per-token
   advantages over the masked tokens, per-token ratios ``pi_i / pi_i_old`` clipped per token,
   gradients through the exact ``d log e_K / d s`` of the K-subset distribution), in the
-  configured :data:`~agents.token_credit.Direction`.
+  configured :data:`~agents.kofn.credit.Direction`.
 
 Everything else is PPO's: ``learn``, callbacks, logger, ``save``/``load``, schedules, ``target_kl``.
 The scalar reward still flows into the buffer (value bookkeeping and episode statistics) but does
@@ -22,6 +22,7 @@ typed config, ``TokenPPOConfig(...).build(env, seed=0)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generator, NamedTuple
 
@@ -38,17 +39,17 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import Tensor
 from torch.nn import functional as F
 
-from agents.tats_network import TATSConfig
-from agents.token_credit import (
+from agents.algorithms.base import ONE_STEP_EPISODES, DDPTarget, SB3Sampler, require_token_info
+from agents.algorithms.sb3 import common_problems
+from agents.policies.tats_network import TATSConfig
+from agents.kofn.credit import (
     DEFAULT_DIRECTION, AdvantageKind, Direction, bernoulli_kl, direction_sign, token_advantages, token_policy_loss,
 )
-from agents.token_policy import CriticKind, TokenTATSPolicy
-from tats_env.env.core import MaskingCore
+from agents.policies.token_policy import CriticKind, TokenTATSPolicy
+from tats_env.checks import FieldChecks
 from tats_env.env.spaces import KOfNMask
-from tats_env.env.vec_env import masking_core
 
-__all__ = ["TokenRolloutBufferSamples", "TokenRolloutBuffer", "TokenPPO", "TokenPPOConfig", "enable_token_info",
-           "token_errors_from_infos"]
+__all__ = ["TokenRolloutBufferSamples", "TokenRolloutBuffer", "TokenPPO", "TokenPPOConfig", "token_errors_from_infos"]
 
 
 class TokenRolloutBufferSamples(NamedTuple):
@@ -146,7 +147,7 @@ def token_errors_from_infos(infos: list[dict[str, Any]]) -> np.ndarray:
     """
     if any("token_error" not in info for info in infos):
         raise RuntimeError("token-level learners need per-token errors in info['token_error']: create the masking "
-                           "env with token_info=True (or set env.core.token_info = True)")
+                           "env with token_info=True")
     rows = [info["token_error"] for info in infos]
     base = rows[0].base
     if (isinstance(base, np.ndarray) and base.shape == (len(rows), rows[0].shape[0])
@@ -155,31 +156,14 @@ def token_errors_from_infos(infos: list[dict[str, Any]]) -> np.ndarray:
     return np.stack(rows).astype(np.float32, copy=False)
 
 
-def _core_of(env: Any) -> MaskingCore | None:
-    """The :class:`MaskingCore` behind ``env`` (any stack of wrappers), or None for another env."""
-    try:
-        return masking_core(env)
-    except TypeError:
-        return None
-
-
-def enable_token_info(env: VecEnv) -> bool:
-    """Switch on per-token info in a (possibly wrapped) :mod:`tats_env` masking env; False if it is not one."""
-    core = _core_of(env)
-    if core is None:
-        return False
-    core.token_info = True
-    return True
-
-
-class TokenPPO(PPO):
+class TokenPPO(SB3Sampler, PPO):
     """PPO with token-level credit for K-of-N masking samplers (see the module docstring).
 
     Args:
         policy: :class:`TokenTATSPolicy` (default) or a subclass.
         env: VecEnv with token observations ``(N, D)``, a :class:`tats_env.KOfNMask` action space
-            and ``info["token_error"]`` per step; a :mod:`tats_env` masking env gets its
-            ``token_info`` switched on here.
+            and ``info["token_error"]`` per step (a :mod:`tats_env` masking env built with
+            ``token_info=True``; :func:`agents.registry.sampler_env_config` sets it).
         direction: ``mask_hard`` (hard tokens masked; the default) or ``show_hard`` (hard tokens become visible).
         advantage: ``relative`` (e_i / ebar - 1), ``centered`` (e_i - ebar) or ``raw`` (e_i).
         **kwargs: ``stable_baselines3.PPO`` arguments (``normalize_advantage`` divides the
@@ -188,6 +172,8 @@ class TokenPPO(PPO):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"TokenTATSPolicy": TokenTATSPolicy}
+    needs_token_info: ClassVar[bool] = True
+    distributed_method: ClassVar[str | None] = "evaluate_tokens"
     rollout_buffer: TokenRolloutBuffer
     policy: TokenTATSPolicy
 
@@ -204,13 +190,17 @@ class TokenPPO(PPO):
         if env is not None and not isinstance(env, str):
             if not isinstance(env.action_space, KOfNMask):
                 raise TypeError(f"TokenPPO needs a KOfNMask action space (exactly K of N tokens), got {env.action_space}")
-            enable_token_info(env)
+            require_token_info(env, "TokenPPO")
         super().__init__(policy, env, **kwargs)  # type: ignore[arg-type]
 
     def set_env(self, env: Any, force_reset: bool = True) -> None:
-        """As PPO's, switching on the new env's per-token info."""
-        enable_token_info(env)
+        """As PPO's, checking that the new env reports per-token errors."""
+        require_token_info(env, "TokenPPO")
         super().set_env(env, force_reset)
+
+    def ddp_targets(self) -> list[DDPTarget]:
+        """``policy.evaluate_tokens`` builds the loss (its value output may stay unused)."""
+        return [DDPTarget(self.policy, "evaluate_tokens", find_unused_parameters=True)]
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer,
                          n_rollout_steps: int) -> bool:
@@ -277,7 +267,7 @@ class TokenPPO(PPO):
 
 
 @dataclass(frozen=True)
-class TokenPPOConfig:
+class TokenPPOConfig(FieldChecks):
     """Token-level PPO with the TATS scorer: every hyperparameter, with the defaults measured on ``tiny``."""
 
     advantage: AdvantageKind = "relative"
@@ -305,25 +295,41 @@ class TokenPPOConfig:
     """Stop an update early when the joint approximate KL exceeds 1.5x this (None: never)."""
     critic: CriticKind = "none"
     """``none``: no critic network (the value is one bias); ``separate``: a clip value on its own trunk."""
-    sampler: TATSConfig = field(default_factory=lambda: TATSConfig(dim=32, depth=1, num_heads=2, share_trunk=False))
-    """Size of the trajectory-attention scorer."""
+    net: TATSConfig = field(default_factory=TATSConfig)
+    """Size of the trajectory-attention scorer network."""
+
+    def field_problems(self) -> Iterator[tuple[str, str]]:
+        """Out-of-range fields (see :mod:`tats_env.checks`)."""
+        yield from common_problems(self.learning_rate, self.ent_coef, self.vf_coef, self.max_grad_norm)
+        for name in ("n_steps", "batch_size", "n_epochs"):
+            if getattr(self, name) < 1:
+                yield name, "must be >= 1"
+        if not self.clip_range > 0:
+            yield "clip_range", "must be > 0"
+        if self.target_kl is not None and not self.target_kl > 0:
+            yield "target_kl", "must be > 0 (or None: never stop early)"
+
+    def rollout_problems(self, num_envs: int, flag: Callable[[str], str]) -> Iterator[tuple[str, str]]:
+        """The minibatch must fit in a rollout of ``n_steps x num_envs`` clips; ``flag`` names a field's option."""
+        if self.batch_size > self.n_steps * num_envs:
+            yield "batch_size", (f"larger than a rollout of {flag('n_steps')} {self.n_steps} x --num-envs {num_envs} "
+                                 f"= {self.n_steps * num_envs} clips")
 
     def build(self, env: VecEnv, seed: int | None = None, device: str | torch.device = "auto",
               grid: tuple[int, int, int] | None = None, direction: Direction = DEFAULT_DIRECTION,
               **kwargs: Any) -> TokenPPO:
-        """A :class:`TokenPPO` on ``env`` trained in ``direction`` (:data:`agents.token_credit.Direction`;
-        the run's one direction lives in :class:`agents.hyperparams.SamplerConfig`); ``grid`` defaults to
+        """A :class:`TokenPPO` on ``env`` trained in ``direction`` (:data:`agents.kofn.credit.Direction`;
+        the run's one direction lives in :class:`agents.registry.SamplerConfig`); ``grid`` defaults to
         the masking env's token grid. ``kwargs`` go to ``PPO`` (e.g. ``verbose``, ``tensorboard_log``)."""
-        core = _core_of(env)
-        if grid is None and core is not None:
-            grid = core.spec.grid
-        policy_kwargs: dict[str, Any] = {"tats_config": self.sampler, "critic": self.critic}
+        if grid is None:
+            grid = getattr(env, "token_grid", None)
+        policy_kwargs: dict[str, Any] = {"tats_config": self.net, "critic": self.critic}
         if grid is not None:
             policy_kwargs["grid"] = tuple(grid)
         return TokenPPO(
             TokenTATSPolicy, env, direction=direction, advantage=self.advantage,
             learning_rate=self.learning_rate, n_steps=self.n_steps, batch_size=self.batch_size,
-            n_epochs=self.n_epochs, gamma=0.0, gae_lambda=1.0, clip_range=self.clip_range,
+            n_epochs=self.n_epochs, **ONE_STEP_EPISODES, clip_range=self.clip_range,
             normalize_advantage=self.normalize_advantage, ent_coef=self.ent_coef, vf_coef=self.vf_coef,
             max_grad_norm=self.max_grad_norm, target_kl=self.target_kl, seed=seed, device=device,
             policy_kwargs=policy_kwargs, **kwargs,

@@ -1,0 +1,1 @@
+"""Learners and fixed maskers behind the one :class:`agents.algorithms.base.Sampler` interface, each with its config."""

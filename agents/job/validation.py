@@ -1,0 +1,127 @@
+"""Up-front checks of the main job's options: every bad value is reported before any work starts.
+
+tyro already refuses values of the wrong type and names outside a ``Literal``. The range of
+each field is checked by its own config (:mod:`tats_env.checks`: ``field_problems``);
+:func:`validate_train_config` collects those, adds the rules that tie options together
+(preset, device, data path, a minibatch larger than its rollout, a direction the sampler cannot
+learn, torchrun for a sampler that cannot average its updates, ...) and raises one
+:class:`ConfigError` listing every problem, each naming its option, before data is loaded or a
+model is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.job import distributed
+from agents.registry import SAMPLERS, sampler_env_config
+from tats_env.checks import config_problems
+from tats_env.commandline import field_flags
+from tats_env.config import PRESETS
+
+__all__ = ["ConfigError", "validate_train_config", "check_device", "flag_problems"]
+
+
+class ConfigError(ValueError):
+    """One or more option values are outside their allowed range; the message names each option."""
+
+
+def _value(cfg: Any, path: str) -> Any:
+    """The value at dotted field ``path`` of a nested config."""
+    for name in path.split("."):
+        cfg = getattr(cfg, name)
+    return cfg
+
+
+def _show(value: Any) -> str:
+    """A value as it would be typed on the command line."""
+    return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def flag_problems(cfg: Any, problems: Iterator[tuple[str, str]]) -> Iterator[str]:
+    """``"--flag value: what is allowed"`` for every ``(dotted field path, what is allowed)`` of ``cfg``."""
+    flags = field_flags(type(cfg))
+    for path, allowed in problems:
+        flag = flags.get(path, "--" + path.replace("_", "-"))
+        yield f"{flag} {_show(_value(cfg, path))}: {allowed}"
+
+
+def check_device(name: str) -> str | None:
+    """Why ``--device name`` cannot be used here, or None when it can."""
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return "unknown device; use auto, cpu, cuda, cuda:N or mps"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine (use --device cpu or auto)"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available on this machine"
+    elif device.type not in ("cpu", "cuda", "mps"):
+        return "unsupported device type; use auto, cpu, cuda, cuda:N or mps"
+    return None
+
+
+def _general_problems(cfg: Any) -> Iterator[tuple[str, str]]:
+    """The job's own fields."""
+    for name in ("num_envs", "checkpoint_every", "image_every", "summary_every", "max_skipped_updates"):
+        if getattr(cfg, name) < 1:
+            yield name, "must be >= 1"
+    for name in ("total_steps", "warmup_steps"):
+        if getattr(cfg, name) < 0:
+            yield name, "must be >= 0"
+
+
+def _cross_field_problems(cfg: Any) -> Iterator[str]:
+    """Preset, device, data path, and the rules that tie two options together."""
+    if cfg.env.preset not in PRESETS:
+        yield f"--preset {cfg.env.preset}: unknown preset; choose one of {', '.join(PRESETS)}"
+    device_problem = check_device(cfg.device)
+    if device_problem:
+        yield f"--device {cfg.device}: {device_problem}"
+    data = str(cfg.env.data)
+    if data != "synthetic" and not Path(data).expanduser().exists():
+        yield f"--data {data}: no such file or folder (give 'synthetic', a list file or a folder of videos)"
+    spec = SAMPLERS.get(cfg.method)
+    if spec is None or not spec.learned:
+        yield f"--method {cfg.method}: not a learned sampler of the registry"
+        return
+    if cfg.num_envs >= 1:  # minibatches that must fit in the method's rollout
+        flags = field_flags(type(cfg))
+        for section in spec.sections:
+            rollout_problems = getattr(getattr(cfg.sampler, section), "rollout_problems", None)
+            if rollout_problems is not None:
+                problems = rollout_problems(cfg.num_envs, lambda name, s=section: flags[f"sampler.{s}.{name}"])
+                yield from flag_problems(cfg, ((f"sampler.{section}.{name}", text) for name, text in problems))
+    if cfg.sampler.direction not in spec.directions:
+        yield (f"--direction {cfg.sampler.direction}: --method {cfg.method} learns only {' or '.join(spec.directions)}; "
+               "use --method reinforce_token or token_ppo for the other direction")
+    if not spec.distributed and distributed.get_world_size() > 1:
+        yield (f"--method {cfg.method}: cannot train under torchrun (its updates are not averaged across ranks); use "
+               "token_ppo, ppo_tats, a2c_tats or a reinforce sampler, or one process")
+    try:
+        sampler_env_config(cfg.method, cfg.env, cfg.sampler)
+    except ValueError as exc:
+        yield str(exc)
+    if cfg.resume and cfg.overwrite:
+        yield "--resume with --overwrite: choose one (continue the run, or delete it and start over)"
+
+
+def validate_train_config(cfg: Any) -> None:
+    """Raise :class:`ConfigError` listing every out-of-range option of ``cfg`` (a ``TrainConfig``)."""
+    problems = [
+        *flag_problems(cfg, _general_problems(cfg)),
+        *flag_problems(cfg, config_problems(cfg.env, "env.")),
+        *flag_problems(cfg, config_problems(cfg.sampler, "sampler.")),
+        *_cross_field_problems(cfg),
+    ]
+    if problems:
+        raise ConfigError("invalid option" + ("s" if len(problems) > 1 else "") + ":\n  " + "\n  ".join(problems))

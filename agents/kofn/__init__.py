@@ -1,0 +1,1 @@
+"""The exact K-of-N mask distribution (conditional Poisson) and the token-level credit built on it."""
