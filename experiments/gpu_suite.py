@@ -104,8 +104,8 @@ class TimedCoTrainer(CoTrainer):
         super().__init__(cfg)
         self.train_s = train_s
 
-    def _sampler_callbacks(self) -> list[BaseCallback]:
-        return [*super()._sampler_callbacks(), StopAfter(self.train_s)]
+    def sampler_callbacks(self) -> list[BaseCallback]:
+        return [*super().sampler_callbacks(), StopAfter(self.train_s)]
 
 
 # --- the parts (module level: each runs in a spawned process) ----------------------------------------------

@@ -166,7 +166,7 @@ def test_warmup_only_run_checkpoints_in_chunks_and_resumes(synthetic_root, tmp_p
     """--total-steps 0 is plain VideoMAE pre-training; its warm-up saves every checkpoint_every clips."""
     sys.path.insert(0, str(ROOT / "experiments"))
     import train_ppo
-    from agents import training
+    from agents.job import trainer as training
 
     out = tmp_path / "run"
     saved_at: list[int] = []
