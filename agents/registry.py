@@ -24,6 +24,7 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.algorithms.base import Sampler
+from agents.algorithms.diversity import DiversityConfig
 from agents.algorithms.fixed_masker import FixedMasker
 from agents.algorithms.reinforce import ReinforceConfig
 from agents.algorithms.sb3 import A2CConfig, PPOConfig, SACConfig
@@ -56,6 +57,10 @@ class SamplerConfig(FieldChecks):
     their per-token credit; clip-reward learners (ppo_tats, a2c_tats, sac_topk, reinforce) get the env's reward
     mode from it (mask_hard: adversarial, +error; show_hard: cooperative, -error). The run's motion lift is
     measured in this direction."""
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    """Mask diversity of the token-level learners (--diversity.*): the policy's share of the direction's side of
+    the mask (the rest uniform), its schedule, an entropy floor, and the per-token signal (error or learning
+    progress). Learners that do not read it refuse a non-default value before any work starts."""
     token_ppo: TokenPPOConfig = field(default_factory=TokenPPOConfig)
     """Token-level PPO (token_ppo): per-token advantages and clipped per-token ratios."""
     tats: TATSConfig = field(default_factory=TATSConfig)
@@ -74,6 +79,9 @@ class SamplerConfig(FieldChecks):
         """Out-of-range fields of this level (the nested configs check their own)."""
         if self.direction not in REWARD_MODE:
             yield "direction", f"must be one of {', '.join(REWARD_MODE)}"
+        if self.diversity.signal == "progress" and self.token_ppo.advantage == "relative":
+            yield "diversity.signal", ("progress (which can be 0 or negative) needs --token-ppo.advantage centered or "
+                                       "raw; relative divides by the clip's mean")
 
 
 SamplerKind = Literal["learned", "masker", "scratch"]
@@ -103,6 +111,9 @@ class SamplerSpec:
     """The directions it can learn in (AdaMAE's rule: show-hard only)."""
     distributed: bool = True
     """It can train under torchrun (its updates are averaged across ranks); False is refused before any work."""
+    diversity: bool = False
+    """It reads :class:`agents.algorithms.diversity.DiversityConfig` (policy share, entropy floor, signal); the
+    others refuse a non-default ``--diversity.*``."""
     diagnostic: bool = False
     """An oracle that reads the clips' foreground masks (:mod:`tats_env.mae.composition`): for diagnosis runs,
     not in the benchmark's default matrix."""
@@ -137,8 +148,9 @@ for _spec in (
     SamplerSpec("a2c_tats", "learned", "A2C + TATSPolicy",
                 lambda env, cfg, seed, device: cfg.a2c.build(env, cfg.tats, seed, device), ("direction", "tats", "a2c")),
     SamplerSpec("token_ppo", "learned", "token-level PPO + TATS scorer (per-token credit, exact inclusion probabilities)",
-                lambda env, cfg, seed, device: cfg.token_ppo.build(env, seed, device, direction=cfg.direction),
-                ("direction", "token_ppo"), token_info=True, directional=True),
+                lambda env, cfg, seed, device: cfg.token_ppo.build(env, seed, device, direction=cfg.direction,
+                                                                   diversity=cfg.diversity),
+                ("direction", "diversity", "token_ppo"), token_info=True, directional=True, diversity=True),
     SamplerSpec("reinforce", "learned", "REINFORCE on the clip reward (1 transformer block, exact K-of-N)",
                 lambda env, cfg, seed, device: cfg.reinforce.build(env, "clip", None, seed, device),
                 ("direction", "reinforce")),
@@ -191,7 +203,11 @@ def sampler_env_config(name: str, env: EnvConfig, cfg: SamplerConfig | None = No
     if env.reward.mode is not None and env.reward.mode != mode and spec.learned:
         raise ValueError(f"--reward.mode {env.reward.mode} contradicts --direction {cfg.direction} (which gives the "
                          f"{mode} reward); set --direction only")
-    return dataclasses.replace(env, token_info=spec.token_info or env.token_info,
+    if spec.learned and not spec.diversity and not cfg.diversity.is_default:
+        supported = ", ".join(n for n, s in SAMPLERS.items() if s.diversity)
+        raise ValueError(f"--diversity.* options are read by {supported} only; {name} would ignore them")
+    signal = cfg.diversity.signal if spec.diversity else env.token_signal
+    return dataclasses.replace(env, token_info=spec.token_info or env.token_info, token_signal=signal,
                                reward=dataclasses.replace(env.reward, mode=mode))
 
 

@@ -40,6 +40,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from agents.algorithms.base import ONE_STEP_EPISODES, DDPTarget, SB3Sampler, require_token_info
+from agents.algorithms.diversity import DiversityConfig, EntropyFloor
 from agents.algorithms.sb3 import common_problems
 from agents.policies.tats_network import TATSConfig
 from agents.kofn.credit import (
@@ -166,6 +167,9 @@ class TokenPPO(SB3Sampler, PPO):
             ``token_info=True``; :func:`agents.registry.sampler_env_config` sets it).
         direction: ``mask_hard`` (hard tokens masked; the default) or ``show_hard`` (hard tokens become visible).
         advantage: ``relative`` (e_i / ebar - 1), ``centered`` (e_i - ebar) or ``raw`` (e_i).
+        diversity: policy share (of the masked set for ``mask_hard``, of the visible set for ``show_hard``; the
+            rest uniform, its exact per-token inclusion probabilities in the ratios), its schedule and an entropy
+            floor (:class:`agents.algorithms.diversity.DiversityConfig`; its ``signal`` is the env's business).
         **kwargs: ``stable_baselines3.PPO`` arguments (``normalize_advantage`` divides the
             per-token advantages by their standard deviation over the rollout's masked tokens;
             ``clip_range`` clips every token's ratio).
@@ -178,8 +182,11 @@ class TokenPPO(SB3Sampler, PPO):
     policy: TokenTATSPolicy
 
     def __init__(self, policy: type[TokenTATSPolicy] | str = TokenTATSPolicy, env: VecEnv | str | None = None,
-                 direction: Direction = DEFAULT_DIRECTION, advantage: AdvantageKind = "relative", **kwargs: Any) -> None:
+                 direction: Direction = DEFAULT_DIRECTION, advantage: AdvantageKind = "relative",
+                 diversity: DiversityConfig | None = None, **kwargs: Any) -> None:
         direction_sign(direction)  # validates
+        self.diversity = diversity or DiversityConfig()
+        self.floor: EntropyFloor | None = None
         if advantage not in ("relative", "centered", "raw"):
             raise ValueError(f"unknown advantage {advantage!r}; choose 'relative', 'centered' or 'raw'")
         self.direction: Direction = direction
@@ -193,6 +200,30 @@ class TokenPPO(SB3Sampler, PPO):
             require_token_info(env, "TokenPPO")
         super().__init__(policy, env, **kwargs)  # type: ignore[arg-type]
 
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.policy.set_share("masked" if self.direction == "mask_hard" else "visible", self.diversity.share_at(0.0))
+        if self.diversity.entropy_floor is not None:
+            self.floor = EntropyFloor(self.diversity.entropy_floor, self.diversity.floor_lr, self.device)
+            self.log_ent_coef = self.floor.log_coef  # saved and restored by SB3Sampler.sampler_state
+            self.ent_coef_optimizer = self.floor.optimizer
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        if self.floor is not None:
+            state_dicts, variables = [*state_dicts, "ent_coef_optimizer"], [*variables, "log_ent_coef"]
+        return state_dicts, variables
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "floor", "log_ent_coef", "ent_coef_optimizer"]
+
+    def policy_share(self) -> float:
+        """The policy share for the next rollout: :attr:`diversity`'s schedule at the sampler phase's progress."""
+        progress = 1.0 - float(self._current_progress_remaining)
+        if self._total_timesteps:
+            progress = self.num_timesteps / self._total_timesteps
+        return self.diversity.share_at(progress)
+
     def set_env(self, env: Any, force_reset: bool = True) -> None:
         """As PPO's, checking that the new env reports per-token errors."""
         require_token_info(env, "TokenPPO")
@@ -204,7 +235,9 @@ class TokenPPO(SB3Sampler, PPO):
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer,
                          n_rollout_steps: int) -> bool:
-        """PPO's rollout collection, with every step's per-token data recorded into the buffer."""
+        """PPO's rollout collection, with every step's per-token data recorded into the buffer; the policy share of
+        the rollout is fixed here (the update that follows evaluates the same distribution)."""
+        self.policy.set_share(self.policy.share_side, self.policy_share())
         return super().collect_rollouts(_TokenRecorder(env, self), callback, rollout_buffer, n_rollout_steps)
 
     def train(self) -> None:
@@ -215,7 +248,9 @@ class TokenPPO(SB3Sampler, PPO):
         scale = 1.0
         if self.normalize_advantage:
             scale = self.rollout_buffer.masked_advantage_scale(self.direction, self.advantage)
-        logs: dict[str, list[float]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl", "token_kl")}
+        logs: dict[str, list[float]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl", "token_kl",
+                                                        "entropy_share")}
+        uniform_entropy = max(self.policy.uniform_entropy(), 1e-12)
         continue_training = True
         loss = torch.zeros(())
         for epoch in range(self.n_epochs):
@@ -226,7 +261,12 @@ class TokenPPO(SB3Sampler, PPO):
                 policy_loss, clip_fraction = token_policy_loss(inclusion, data.old_inclusion, adv, mask, clip_range)
                 value_loss = F.mse_loss(data.returns, values.flatten())
                 entropy_loss = -entropy.mean()
-                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                entropy_share = entropy / uniform_entropy
+                if self.floor is not None:
+                    loss = policy_loss + self.floor.penalty(entropy_share) + self.vf_coef * value_loss
+                else:
+                    loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                logs["entropy_share"].append(float(entropy_share.detach().mean()))
                 with torch.no_grad():
                     log_ratio = log_prob - data.old_log_prob
                     approx_kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
@@ -245,6 +285,8 @@ class TokenPPO(SB3Sampler, PPO):
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
+                if self.floor is not None:
+                    self.floor.update(entropy_share)
             self._n_updates += 1
             if not continue_training:
                 break
@@ -264,6 +306,12 @@ class TokenPPO(SB3Sampler, PPO):
         record("train/explained_variance", float(explained_variance(buffer.values.flatten(), buffer.returns.flatten())))
         record("train/n_updates", self._n_updates, exclude="tensorboard")
         record("train/clip_range", clip_range)
+        record("train/entropy_share", float(np.mean(logs["entropy_share"])))
+        record("train/policy_share", self.policy.share)
+        # Spread of the sampling policy's per-token masking probabilities within a clip (0: uniform over tokens).
+        record("train/inclusion_spread", float(buffer.old_inclusion.reshape(-1, buffer.num_tokens).std(1).mean()))
+        if self.floor is not None:
+            record("train/ent_coef", self.floor.coef)
 
 
 @dataclass(frozen=True)
@@ -317,9 +365,9 @@ class TokenPPOConfig(FieldChecks):
 
     def build(self, env: VecEnv, seed: int | None = None, device: str | torch.device = "auto",
               grid: tuple[int, int, int] | None = None, direction: Direction = DEFAULT_DIRECTION,
-              **kwargs: Any) -> TokenPPO:
+              diversity: DiversityConfig | None = None, **kwargs: Any) -> TokenPPO:
         """A :class:`TokenPPO` on ``env`` trained in ``direction`` (:data:`agents.kofn.credit.Direction`;
-        the run's one direction lives in :class:`agents.registry.SamplerConfig`); ``grid`` defaults to
+        the run's one direction and its diversity options live in :class:`agents.registry.SamplerConfig`); ``grid`` defaults to
         the masking env's token grid. ``kwargs`` go to ``PPO`` (e.g. ``verbose``, ``tensorboard_log``)."""
         if grid is None:
             grid = getattr(env, "token_grid", None)
@@ -327,7 +375,7 @@ class TokenPPOConfig(FieldChecks):
         if grid is not None:
             policy_kwargs["grid"] = tuple(grid)
         return TokenPPO(
-            TokenTATSPolicy, env, direction=direction, advantage=self.advantage,
+            TokenTATSPolicy, env, direction=direction, advantage=self.advantage, diversity=diversity,
             learning_rate=self.learning_rate, n_steps=self.n_steps, batch_size=self.batch_size,
             n_epochs=self.n_epochs, **ONE_STEP_EPISODES, clip_range=self.clip_range,
             normalize_advantage=self.normalize_advantage, ent_coef=self.ent_coef, vf_coef=self.vf_coef,

@@ -19,7 +19,7 @@ from agents.kofn.credit import DEFAULT_DIRECTION, Direction
 from tats_env.visualize import save_png
 
 ENV_STAT_KEYS = ("recon_loss", "moving_visible", "moving_hidden", "motion_precision", "foreground_share", "motion_recall", "motion_lift_show_hard",
-                 "motion_lift_mask_hard", "moving_static_error_ratio")
+                 "motion_lift_mask_hard", "moving_static_error_ratio", "visible_overlap")
 
 
 class EnvStatsCallback(BaseCallback):

@@ -16,7 +16,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 __all__ = ["CURVE_KEYS", "MotionCurveCallback", "quarter_summary"]
 
 CURVE_KEYS = ("motion_lift_show_hard", "motion_lift_mask_hard", "motion_recall", "moving_static_error_ratio",
-              "recon_loss")
+              "recon_loss", "moving_visible", "moving_hidden", "visible_overlap")
 
 
 class MotionCurveCallback(BaseCallback):

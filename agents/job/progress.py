@@ -187,6 +187,17 @@ def report_lines(summary: Mapping[str, Any]) -> list[str]:
     if lift.get("first_quarter") is not None and lift.get("last_quarter") is not None:
         lines.insert(1, f"  motion lift ({lift['direction']}; 0 = random masks, 1 = best mask): first quarter "
                         f"{lift['first_quarter']:.3f} -> last quarter {lift['last_quarter']:.3f}")
+    composition = summary.get("mask_composition") or {}
+    if composition.get("visible_overlap") is not None:
+        moving = ""
+        if composition.get("moving_visible") is not None:
+            moving = (f"moving tokens visible {composition['moving_visible']:.1f} / hidden "
+                      f"{composition['moving_hidden']:.1f} per clip, ")
+        lines.insert(2, f"  last quarter: {moving}visible overlap across clips {composition['visible_overlap']:.2f} "
+                        "(0 = random masks, 1 = one mask for all)")
+        if composition.get("content_blind"):
+            lines.insert(3, "  WARNING: the sampler has become content-blind: its clips share most of their visible "
+                            "tokens (a position-only mask); see docs/results/issue20_sweep.md for the diversity options")
     if summary.get("images"):
         lines.append(f"  mask images in {summary['images']}")
     problems = []

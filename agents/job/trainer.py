@@ -48,6 +48,10 @@ from tats_env.utils import atomic_write_json
 __all__ = ["CoTrainer", "train", "build_env", "resolve_device", "seed_everything", "MIN_STEPS_PER_DUMP"]
 
 MIN_STEPS_PER_DUMP = 4
+CONTENT_BLIND_OVERLAP = 0.5
+"""Visible overlap across a batch's clips above which the summary warns that the sampler has become content-blind
+(independent random masks score 0, one mask for every clip 1; the collapse seen on a held-out set kept the same
+border rows visible in every clip)."""
 """The logger dumps once per rollout of the sampler, and at least every this many env steps apart."""
 
 
@@ -283,6 +287,7 @@ class CoTrainer(PretrainHooks):
             "run_dir": str(self.out),
             "method": self.cfg.method,
             "motion_lift": self.motion_lift(),
+            "mask_composition": self.mask_composition(),
             "checkpoint": str(self.checkpoint_path),
             "config": str(self.out / CONFIG_NAME),
             "tensorboard": str(self.out / "tb"),
@@ -311,6 +316,24 @@ class CoTrainer(PretrainHooks):
                 for suffix in ("", "_se"):
                     value = quarters[f"{name}{suffix}"]
                     out[f"{name}_quarter{suffix}"] = round(value, 4) if math.isfinite(value) else None
+        return out
+
+    def mask_composition(self) -> dict[str, Any]:
+        """Last-quarter means over the sampler phase (None with fewer than 4 sampler steps or without foreground
+        masks): moving tokens visible / hidden per clip (random masks: ``m V / N`` visible), the masks' visible
+        overlap across the clips of a batch (0 = independent random masks, 1 = one mask for every clip: a
+        content-blind policy; needs no foreground masks) and ``content_blind`` (overlap above
+        :data:`CONTENT_BLIND_OVERLAP`)."""
+        keys = ("moving_visible", "moving_hidden", "visible_overlap")
+        out: dict[str, Any] = dict.fromkeys(keys)
+        out["content_blind"] = None
+        if len(self.motion_curve.rows) >= 4:
+            quarters = quarter_summary(self.motion_curve.rows, keys)
+            for key in keys:
+                value = quarters[key]["last"]
+                out[key] = round(value, 4) if math.isfinite(value) else None
+            if out["visible_overlap"] is not None:
+                out["content_blind"] = out["visible_overlap"] > CONTENT_BLIND_OVERLAP
         return out
 
     def export(self) -> dict[str, Path]:

@@ -25,6 +25,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
 from agents.kofn.distribution import KSubsetDistribution
+from agents.kofn.share import PolicyShareDistribution, ShareSide, chosen_count, log_binomial
 from agents.policies.tats_policy import TATSPolicy
 from agents.policies.tats_network import TATSConfig, TATSNetwork, TrajectoryTrunk, init_sampler_weights
 
@@ -73,6 +74,10 @@ class TokenTATSPolicy(TATSPolicy):
         cfg = dataclasses.replace(tats_config or TATSConfig(), share_trunk=False)
         self.rollout_inclusion: Tensor | None = None
         """Inclusion probabilities ``(B, N)`` of the last :meth:`forward` (the sampling policy's pi_old)."""
+        self.share_side: ShareSide = "masked"
+        """The side of the mask the policy chooses a share of (see :meth:`set_share`)."""
+        self.share = 1.0
+        """The policy's share of :attr:`share_side`; the rest is uniform (1 = the policy decides the whole mask)."""
         super().__init__(observation_space, action_space, lr_schedule, tats_config=cfg, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
@@ -81,7 +86,28 @@ class TokenTATSPolicy(TATSPolicy):
         else:
             self.mlp_extractor = TATSNetwork(self.features_dim, self.grid, self.tats_config)
 
-    def _distribution(self, scores: Tensor) -> KSubsetDistribution:
+    def set_share(self, side: ShareSide, share: float) -> None:
+        """Let the policy choose ``share`` of the ``side`` set and draw the rest uniformly
+        (:class:`agents.kofn.share.PolicyShareDistribution`); ``share=1`` is the plain K-subset distribution."""
+        chosen_count(share, 1)  # validates the range
+        if side not in ("masked", "visible"):
+            raise ValueError(f"unknown side {side!r}; choose 'masked' or 'visible'")
+        self.share_side, self.share = side, float(share)
+
+    def chosen_tokens(self) -> int:
+        """Tokens the policy itself chooses per clip (K when it decides the whole mask)."""
+        k = self.action_dist.k
+        if self.share >= 1.0:
+            return k
+        return chosen_count(self.share, k if self.share_side == "masked" else self.action_dist.num_tokens - k)
+
+    def uniform_entropy(self) -> float:
+        """Largest entropy of the policy's own part: ``log C(N, c)`` with c = :meth:`chosen_tokens`."""
+        return log_binomial(self.action_dist.num_tokens, self.chosen_tokens())
+
+    def _distribution(self, scores: Tensor) -> KSubsetDistribution | PolicyShareDistribution:
+        if self.share < 1.0:
+            return PolicyShareDistribution(scores, self.action_dist.k, self.share_side, self.share)
         return KSubsetDistribution(scores, self.action_dist.k, validate=False)
 
     def forward(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
@@ -91,6 +117,12 @@ class TokenTATSPolicy(TATSPolicy):
         actions = distribution.mode() if deterministic else distribution.sample()
         self.rollout_inclusion = distribution.inclusion_probs().detach()
         return actions, self.value_net(latent_vf), distribution.log_prob(actions)
+
+    def _predict(self, observation: Tensor, deterministic: bool = False) -> Tensor:
+        """Masks for ``predict`` from the same (share-aware) distribution the rollouts sample."""
+        latent_pi = self.mlp_extractor.forward_actor(self.extract_features(observation))
+        distribution = self._distribution(self.token_scores(latent_pi))
+        return distribution.mode() if deterministic else distribution.sample()
 
     def evaluate_tokens(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Values ``(B, 1)``, joint log-probabilities ``(B,)``, inclusion probabilities ``(B, N)`` and

@@ -71,6 +71,10 @@ class EnvConfig(FieldChecks):
     (bool ``(N,)``). The rows are read-only views of one ``(B, N)`` host array per step (no
     per-clip copies); the scalar reward is unchanged. Set when the env is built (the samplers' registry
     does it for the learners that need it); it does not change afterwards."""
+    token_signal: Literal["error", "progress"] = "error"
+    """What ``info["token_error"]`` holds: ``error``, the masked token's reconstruction error before the MAE
+    update, or ``progress``, that error minus the token's error after the update on the same clip and mask
+    (its learning progress: one extra no-grad forward per step). Only read with ``token_info``."""
 
     def field_problems(self) -> Iterator[tuple[str, str]]:
         """Out-of-range fields (see :mod:`tats_env.checks`); the preset and data path are checked where they are read."""
@@ -82,6 +86,8 @@ class EnvConfig(FieldChecks):
             yield "foreground_threshold", "must be in [0, 1]"
         if not 0 <= self.seed < 2**32:
             yield "seed", "must be in [0, 2**32 - 1]"
+        if self.token_signal not in ("error", "progress"):
+            yield "token_signal", "must be error or progress"
 
 
 def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -103,6 +109,25 @@ def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str,
         "motion_recall": torch.where(fg_count > 0, hits / fg_count.clamp_min(1), torch.full_like(hits, float("nan"))),
         **motion_lift(foreground, mask),
     }
+
+
+def visible_overlap(mask: torch.Tensor) -> torch.Tensor:
+    """Content-blindness of masks ``(B, N)`` (True = masked), per clip ``(B,)``, without foreground masks.
+
+    For clip ``a``, the mean over the other clips ``b`` of the batch of ``|V_a & V_b| / V`` (the share of its
+    visible tokens that the other clip also shows), normalised so that independent uniform masks score 0 in
+    expectation (their overlap is ``V / N``) and one mask for every clip (a position-only policy) scores 1.
+    A single clip scores NaN.
+    """
+    visible = (~mask.bool()).float()
+    b, n = visible.shape
+    v = visible.sum(1)
+    if b < 2:
+        return torch.full((b,), float("nan"), device=mask.device)
+    shared = visible @ visible.T
+    overlap = (shared.sum(1) - v) / ((b - 1) * v.clamp_min(1))
+    chance = v / n
+    return (overlap - chance) / (1 - chance).clamp_min(1e-9)
 
 
 def motion_lift(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -318,7 +343,7 @@ class MaskingCore:
         self.last_token_error = result.per_token_loss
         self.episodes += self.num_envs
 
-        per_clip = {"recon_loss": result.per_clip_loss}
+        per_clip = {"recon_loss": result.per_clip_loss, "visible_overlap": visible_overlap(mask)}
         if baseline is not None:
             per_clip["baseline_recon_loss"] = baseline
         foreground = self.foreground_tokens()
@@ -336,7 +361,11 @@ class MaskingCore:
             for i, row in enumerate(table)
         ]
         if self.token_info:
-            self._add_token_info(infos, result.per_token_loss, mask, foreground)
+            signal = result.per_token_loss
+            if self.config.token_signal == "progress":
+                after = self.engine.update(self.batch["video"], mask, update=False).per_token_loss
+                signal = result.per_token_loss.float() - after.float()
+            self._add_token_info(infos, signal, mask, foreground)
         return rewards, infos
 
     @staticmethod

@@ -1,0 +1,106 @@
+"""Mask diversity: how much of each mask the learned sampler decides, and how far it may concentrate.
+
+Published adaptive maskers never let the prior decide the whole mask (``../shared/research``: AdaMAE
+samples stochastically, HPM masks a ramped share of predicted-hard patches and the rest at random,
+MGMAE/EVEREST randomise inside a motion set). :class:`DiversityConfig` gives every token-level learner
+the same three options, in one place (``--diversity.*``, a field of :class:`agents.registry.SamplerConfig`):
+
+* ``policy_share``: the sampler picks this share of the masked set (``mask_hard``) or of the visible set
+  (``show_hard``); the rest is uniform (:class:`agents.kofn.share.PolicyShareDistribution`), constant or
+  ramped linearly from 0 over the sampler phase (``share_schedule``, HPM's easy-to-hard);
+* ``entropy_floor``: keep the policy part's exact entropy above this share of its uniform maximum, with a
+  coefficient tuned automatically (:class:`EntropyFloor`, as SAC tunes its temperature);
+* ``signal``: what the per-token credit ascends, the MAE's ``error`` or its ``progress`` (error before
+  minus after the MAE update on the same clip; the env's ``token_signal``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from tats_env.checks import FieldChecks
+
+__all__ = ["DiversityConfig", "ShareSchedule", "EntropyFloor"]
+
+ShareSchedule = Literal["constant", "linear"]
+
+
+@dataclass(frozen=True)
+class DiversityConfig(FieldChecks):
+    """Mask-diversity options of the token-level learners (module docstring)."""
+
+    policy_share: float = 1.0
+    """Share of the direction's side the sampler chooses: of the masked set (mask_hard) or of the visible set
+    (show_hard); the rest of that side is uniform at random. 1 = the sampler decides the whole mask."""
+    share_schedule: ShareSchedule = "constant"
+    """``constant``: policy_share from the first rollout; ``linear``: 0 -> policy_share over the sampler phase."""
+    entropy_floor: float | None = None
+    """Keep the sampler part's entropy above this share of its uniform maximum log C(N, c) with an automatically
+    tuned coefficient (None: no floor; the fixed --token-ppo.ent-coef applies instead)."""
+    floor_lr: float = 0.1
+    """Adam learning rate of the floor's log-coefficient."""
+    signal: Literal["error", "progress"] = "error"
+    """Per-token signal the credit follows: ``error`` (the masked token's reconstruction error) or ``progress``
+    (error before minus after the MAE's update on the same clip and mask: one extra forward per step)."""
+
+    def field_problems(self) -> Iterator[tuple[str, str]]:
+        """Out-of-range fields (see :mod:`tats_env.checks`)."""
+        if not 0.0 <= self.policy_share <= 1.0:
+            yield "policy_share", "must be in [0, 1]"
+        if self.share_schedule not in ("constant", "linear"):
+            yield "share_schedule", "must be constant or linear"
+        if self.entropy_floor is not None and not 0.0 < self.entropy_floor < 1.0:
+            yield "entropy_floor", "must be in (0, 1) (a share of the uniform entropy), or None"
+        if not self.floor_lr > 0:
+            yield "floor_lr", "must be > 0"
+        if self.signal not in ("error", "progress"):
+            yield "signal", "must be error or progress"
+
+    @property
+    def is_default(self) -> bool:
+        """True when no option is set (the sampler decides the whole mask from the raw error)."""
+        return self == DiversityConfig()
+
+    def share_at(self, progress: float) -> float:
+        """The policy share at ``progress`` in [0, 1] of the sampler phase."""
+        if self.share_schedule == "linear":
+            return self.policy_share * min(max(progress, 0.0), 1.0)
+        return self.policy_share
+
+
+class EntropyFloor:
+    """Lagrangian entropy floor: ``coef * (-H / H_max)`` in the loss, ``log coef`` ascends ``floor - H / H_max``.
+
+    The coefficient grows while the entropy share is under the floor and decays towards 0 above it (SAC's
+    temperature rule with a target share instead of a target entropy).
+    """
+
+    def __init__(self, floor: float, lr: float, device: torch.device | str = "cpu", init: float = 0.1) -> None:
+        self.floor = floor
+        self.log_coef = torch.tensor(float(torch.log(torch.tensor(init))), device=device, requires_grad=True)
+        self.optimizer = torch.optim.Adam([self.log_coef], lr=lr)
+
+    @property
+    def coef(self) -> float:
+        """The current coefficient."""
+        return float(self.log_coef.detach().exp())
+
+    def penalty(self, entropy_share: Tensor) -> Tensor:
+        """``-coef * mean(H / H_max)`` with the coefficient held fixed (add to the policy loss)."""
+        return -self.log_coef.detach().exp() * entropy_share.mean()
+
+    def update(self, entropy_share: Tensor) -> None:
+        """One step of the coefficient on the minibatch's mean entropy share (averaged across ranks under DDP)."""
+        share = entropy_share.detach().mean()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(share)
+            share = share / torch.distributed.get_world_size()
+        loss = self.log_coef * (share - self.floor)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
