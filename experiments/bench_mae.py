@@ -1,11 +1,13 @@
-"""Speed of one VideoMAE pre-training step (forward, backward, AdamW): ours vs transformers.
+"""Speed of one VideoMAE pre-training step (forward, backward, AdamW): ours with and without dual masking vs transformers.
 
     python experiments/bench_mae.py --preset tiny --batch-size 8
+    python experiments/bench_mae.py --preset small --batch-size 2 --num-frames 16 --image-size 112
     python experiments/bench_mae.py --preset base --batch-size 64 --device cuda   # GPU figure
 
-Prints clips/s and peak memory for our ``VideoMAE`` and, when ``transformers`` is importable,
-for ``VideoMAEForPreTraining`` at the same config, same tube mask and same batch, plus the
-ratio ours/theirs. bf16 autocast on CUDA.
+Prints clips/s and peak memory, side by side in one run, for our ``VideoMAE`` with VideoMAE V2 dual masking
+(``--decoder-mask-ratio``, running-cell choice of the decoded tokens), without it, and, when ``transformers`` is
+importable, ``VideoMAEForPreTraining`` at the same config, same tube mask and same batch, plus the ratios to
+transformers. bf16 autocast on CUDA.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from tats_env.utils import autocast_context
 from tats_env.commandline import parse
 from tats_env.config import MAEConfig, get_preset
 from tats_env.mae import VideoMAE, tube_mask
+from tats_env.mae.masking import decoder_subset
+
+OURS, DUAL, HF = "tats_env VideoMAE", "tats_env VideoMAE, dual masking", "transformers VideoMAEForPreTraining"
 
 
 @dataclass
@@ -49,6 +54,8 @@ class Args:
     """Also time transformers.VideoMAEForPreTraining when it is installed."""
     isolate: bool = True
     """On the CPU, time each candidate in its own process (its own peak RSS); --no-isolate runs them here."""
+    decoder_mask_ratio: float = 0.5
+    """Dual masking of the extra row of ours (VideoMAE V2's decoder masking ratio); 0 skips that row."""
 
 
 def build_config(args: Args) -> MAEConfig:
@@ -68,16 +75,18 @@ def _inputs(cfg: MAEConfig, batch: int, ratio: float, device: torch.device) -> t
     return videos, tube_mask(videos, spec, ratio, generator=g)
 
 
-def ours_step(cfg: MAEConfig, batch: int, ratio: float, device: torch.device) -> Callable[[], Callable[[], None]]:
-    """A builder for our model's training step."""
+def ours_step(cfg: MAEConfig, batch: int, ratio: float, device: torch.device,
+              decoder_mask_ratio: float = 0.0) -> Callable[[], Callable[[], None]]:
+    """A builder for our model's training step (with dual masking when ``decoder_mask_ratio > 0``)."""
     def build() -> Callable[[], None]:
         model = VideoMAE(cfg).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=device.type == "cuda")
         videos, mask = _inputs(cfg, batch, ratio, device)
+        decoded = decoder_subset(mask, videos, cfg.video, decoder_mask_ratio) if decoder_mask_ratio > 0 else None
 
         def step() -> None:
             with autocast_context(device):
-                loss = model(videos, mask).loss
+                loss = model(videos, mask, decoded).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -123,8 +132,11 @@ def run_candidate(name: str, cfg_dict: dict[str, Any], args: Args) -> StepStats:
     """Measure one candidate (module level so it can run in a spawned process)."""
     cfg = MAEConfig.from_dict(cfg_dict)
     device = torch.device(args.device)
-    builder = {"tats_env VideoMAE": ours_step, "transformers VideoMAEForPreTraining": hf_step}[name]
-    return measure(name, builder(cfg, args.batch_size, args.mask_ratio, device), device, args.batch_size, args.steps, args.warmup)
+    if name == HF:
+        builder = hf_step(cfg, args.batch_size, args.mask_ratio, device)
+    else:
+        builder = ours_step(cfg, args.batch_size, args.mask_ratio, device, args.decoder_mask_ratio if name == DUAL else 0.0)
+    return measure(name, builder, device, args.batch_size, args.steps, args.warmup)
 
 
 def transformers_available() -> bool:
@@ -140,9 +152,9 @@ def main(argv: list[str] | None = None) -> list[StepStats]:
     """Run the benchmark and print a Markdown table and the ratio ours/theirs."""
     args = parse(Args, argv)
     cfg = build_config(args)
-    names = ["tats_env VideoMAE"]
+    names = [OURS] + ([DUAL] if args.decoder_mask_ratio > 0 else [])
     if args.transformers_baseline and transformers_available():
-        names.append("transformers VideoMAEForPreTraining")
+        names.append(HF)
     device = torch.device(args.device)
     spec = cfg.video
     print(f"preset={args.preset} clip={spec.num_frames}x{spec.image_size}x{spec.image_size} tokens={spec.num_tokens} "
@@ -155,10 +167,14 @@ def main(argv: list[str] | None = None) -> list[StepStats]:
             stats = run_candidate(name, cfg.to_dict(), args)
         results.append(stats)
     print(markdown_table([r.as_row() for r in results], ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]))
-    if len(results) == 2:
-        ours, theirs = results
-        print(f"ratio ours/transformers: clips/s {ours.clips_per_s / theirs.clips_per_s:.2f}x, "
-              f"peak memory {ours.peak_mem_mb / max(theirs.peak_mem_mb, 1e-9):.2f}x")
+    by_name = {r.name: r for r in results}
+    if HF in by_name:
+        theirs = by_name[HF]
+        for name in (OURS, DUAL):
+            if name in by_name:
+                ours = by_name[name]
+                print(f"ratio {name}/transformers: clips/s {ours.clips_per_s / theirs.clips_per_s:.2f}x, "
+                      f"peak memory {ours.peak_mem_mb / max(theirs.peak_mem_mb, 1e-9):.2f}x")
     return results
 
 

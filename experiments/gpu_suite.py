@@ -120,15 +120,17 @@ def part_data() -> dict[str, Any]:
 
 
 def part_mae(argv: list[str]) -> dict[str, Any]:
-    """``bench_mae.py`` with ``argv``: both candidates' rows and the ratios ours/transformers."""
+    """``bench_mae.py`` with ``argv``: every candidate's row and the ratios ours/transformers (with and without
+    dual masking)."""
     import bench_mae
 
-    results = bench_mae.main(argv)
-    out: dict[str, Any] = {"argv": argv, "candidates": [r.as_row() for r in results]}
-    if len(results) == 2:
-        ours, theirs = results
-        out["clips_per_s_ratio"] = ours.clips_per_s / theirs.clips_per_s
-        out["peak_memory_ratio"] = ours.peak_mem_mb / max(theirs.peak_mem_mb, 1e-9)
+    results = {r.name: r for r in bench_mae.main(argv)}
+    out: dict[str, Any] = {"argv": argv, "candidates": [r.as_row() for r in results.values()]}
+    theirs = results.get(bench_mae.HF)
+    for name, key in ((bench_mae.OURS, ""), (bench_mae.DUAL, "dual_")):
+        if theirs is not None and name in results:
+            out[f"{key}clips_per_s_ratio"] = results[name].clips_per_s / theirs.clips_per_s
+            out[f"{key}peak_memory_ratio"] = results[name].peak_mem_mb / max(theirs.peak_mem_mb, 1e-9)
     return out
 
 
@@ -248,7 +250,8 @@ def _part_markdown(entry: dict[str, Any]) -> list[str]:
     columns = ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]
     if "candidates" in result:
         lines += [markdown_table(result["candidates"], columns), ""]
-    for key in ("clips_per_s_ratio", "peak_memory_ratio", "speed_ratio", "memory_ratio", "token_time_ratio",
+    for key in ("clips_per_s_ratio", "peak_memory_ratio", "dual_clips_per_s_ratio", "dual_peak_memory_ratio",
+                "speed_ratio", "memory_ratio", "token_time_ratio",
                 "token_memory_ratio", "token_defaults_time_ratio"):
         if key in result:
             lines.append(f"- {key}: {result[key]:.2f}x")

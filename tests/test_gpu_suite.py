@@ -25,8 +25,9 @@ def test_dry_run_of_the_wrapper_writes_one_report_with_every_part(synthetic_root
     assert {name: entry["status"] for name, entry in parts.items()} == dict.fromkeys(parts, "ok"), \
         {name: entry.get("log_tail") for name, entry in parts.items()}
     mae, tats, main, decode = (parts[name]["result"] for name in ("mae", "tats", "main", "decode"))
-    assert [c["name"] for c in mae["candidates"]] == ["tats_env VideoMAE", "transformers VideoMAEForPreTraining"]
-    assert mae["clips_per_s_ratio"] > 0 and tats["speed_ratio"] > 0 and tats["token_time_ratio"] > 0
+    assert [c["name"] for c in mae["candidates"]] == ["tats_env VideoMAE", "tats_env VideoMAE, dual masking",
+                                                      "transformers VideoMAEForPreTraining"]
+    assert mae["clips_per_s_ratio"] > 0 and mae["dual_clips_per_s_ratio"] > 0 and tats["speed_ratio"] > 0 and tats["token_time_ratio"] > 0
     assert tats["token_defaults_time_ratio"] > 0
     assert [c["name"] for c in tats["candidates"]] == ["plain MAE step (tube)", "PPO + TATS co-training",
                                                        "token-level PPO + TATS", "token-level PPO, own defaults"]

@@ -46,7 +46,7 @@ from agents.algorithms.token_ppo import token_errors_from_infos
 from agents.kofn.distribution import KSubsetDistribution
 from agents.policies.score_net import TokenScoreNet, TokenScoreNetConfig
 from agents.kofn.credit import (
-    DEFAULT_DIRECTION, AdvantageKind, Direction, direction_sign, token_advantages, token_policy_loss,
+    DEFAULT_DIRECTION, AdvantageKind, Direction, direction_sign, observed_tokens, token_advantages, token_policy_loss,
 )
 from tats_env.checks import FieldChecks
 from tats_env.env.spaces import KOfNMask
@@ -86,7 +86,7 @@ def adamae_sample(scores: Tensor, num_visible: int, generator: torch.Generator |
 def adamae_loss(scores: Tensor, masks: Tensor, errors: Tensor) -> Tensor:
     """AdaMAE's sampler loss ``-mean over masked tokens of log softmax(scores)_i * error_i`` (errors detached;
     values at visible tokens, e.g. NaN, are ignored)."""
-    masked = masks.bool()
+    masked = observed_tokens(errors, masks)  # NaN errors (undecoded under dual masking) are not observed
     log_p = torch.log_softmax(scores.float(), dim=-1)
     # Zero the visible tokens' errors before the product: a NaN there would poison the gradient.
     weights = torch.where(masked, errors.detach().float(), torch.zeros_like(log_p))
@@ -244,7 +244,7 @@ class Reinforce(StepwiseSampler):
 
     def _token_rule_loss(self, dist: KSubsetDistribution, masks: Tensor, errors: Tensor) -> tuple[Tensor, dict[str, float]]:
         """``-(1/K) sum_{masked i} A_i log pi_i`` through the exact inclusion probabilities (ratio 1 at theta_old)."""
-        mask = masks.bool()
+        mask = observed_tokens(errors, masks)  # the decoded tokens under dual masking
         adv = token_advantages(errors, mask, self.direction, self.advantage)
         if self.normalize_advantage and int(mask.sum()) > 1:
             adv = adv / (adv[mask].std() + 1e-8)

@@ -44,7 +44,8 @@ from agents.algorithms.diversity import DiversityConfig, EntropyFloor
 from agents.algorithms.sb3 import common_problems
 from agents.policies.tats_network import TATSConfig
 from agents.kofn.credit import (
-    DEFAULT_DIRECTION, AdvantageKind, Direction, bernoulli_kl, direction_sign, token_advantages, token_policy_loss,
+    DEFAULT_DIRECTION, AdvantageKind, Direction, bernoulli_kl, direction_sign, observed_tokens, token_advantages,
+    token_policy_loss,
 )
 from agents.policies.token_policy import CriticKind, TokenTATSPolicy
 from tats_env.checks import FieldChecks
@@ -117,7 +118,7 @@ class TokenRolloutBuffer(RolloutBuffer):
     def masked_advantage_scale(self, direction: Direction, kind: AdvantageKind) -> float:
         """Standard deviation of the per-token advantages over every masked token of the rollout (>= 1e-8)."""
         errors = torch.from_numpy(self.token_errors.reshape(-1, self.num_tokens))
-        mask = torch.from_numpy(self.actions.reshape(-1, self.num_tokens) > 0.5)
+        mask = observed_tokens(errors, torch.from_numpy(self.actions.reshape(-1, self.num_tokens) > 0.5))
         adv = token_advantages(errors, mask, direction, kind)[mask]
         return max(float(adv.std()) if adv.numel() > 1 else 1.0, 1e-8)
 
@@ -255,7 +256,7 @@ class TokenPPO(SB3Sampler, PPO):
         loss = torch.zeros(())
         for epoch in range(self.n_epochs):
             for data in self.rollout_buffer.get(self.batch_size):
-                mask = data.actions > 0.5
+                mask = observed_tokens(data.token_errors, data.actions > 0.5)  # decoded tokens under dual masking
                 adv = token_advantages(data.token_errors, mask, self.direction, self.advantage) / scale
                 values, log_prob, inclusion, entropy = self.policy.evaluate_tokens(data.observations, data.actions)
                 policy_loss, clip_fraction = token_policy_loss(inclusion, data.old_inclusion, adv, mask, clip_range)

@@ -44,7 +44,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Direction", "DEFAULT_DIRECTION", "REWARD_MODE", "AdvantageKind", "direction_sign", "token_advantages", "token_policy_loss",
+__all__ = ["Direction", "DEFAULT_DIRECTION", "REWARD_MODE", "AdvantageKind", "direction_sign", "token_advantages",
+           "observed_tokens", "token_policy_loss",
            "bernoulli_kl"]
 
 Direction = Literal["show_hard", "mask_hard"]
@@ -84,12 +85,13 @@ def token_advantages(errors: Tensor, mask: Tensor, direction: Direction = DEFAUL
         kind: baseline and scale, see :data:`AdvantageKind`. ``ebar`` is the clip's mean masked
             error, so ``relative`` and ``centered`` advantages average to 0 over a clip's masked tokens.
 
-    A clip with a non-finite error at a masked token (a diverged MAE step, whose reward the env
-    zeroes too) gets no credit: all its advantages are 0.
+    A masked token whose error is NaN was not observed (the decoder skipped it under dual masking) and gets
+    no credit; a clip with an infinite error at a masked token (a diverged MAE step, whose reward the env zeroes
+    too) gets none at all: all its advantages are 0.
     """
-    mask = mask.bool()
     dtype = torch.promote_types(errors.dtype, torch.float32)  # half -> float32; float64 stays
     errors = errors.to(dtype)
+    mask = observed_tokens(errors, mask)
     clip_ok = (torch.isfinite(errors) | ~mask).all(1, keepdim=True)
     mask = mask & clip_ok
     e = torch.where(mask, errors, torch.zeros((), dtype=dtype, device=errors.device))
@@ -104,6 +106,17 @@ def token_advantages(errors: Tensor, mask: Tensor, direction: Direction = DEFAUL
         else:
             raise ValueError(f"unknown advantage kind {kind!r}; choose 'relative', 'centered' or 'raw'")
     return torch.where(mask, adv * direction_sign(direction), torch.zeros_like(adv))
+
+
+def observed_tokens(errors: Tensor, mask: Tensor) -> Tensor:
+    """Masked tokens whose error was measured, ``(B, N)`` bool: ``mask`` minus the NaN errors.
+
+    Under dual masking (``--mae.decoder-mask-ratio``) the decoder reconstructs a subset of the masked tokens
+    drawn independently of the sampler's scores, so restricting the per-token surrogate to it keeps the
+    estimator unbiased up to a constant factor (exactly so for ``random`` decoder masking, where every masked
+    token is decoded with the same probability).
+    """
+    return mask.bool() & ~torch.isnan(errors)
 
 
 def token_policy_loss(inclusion: Tensor, old_inclusion: Tensor, advantages: Tensor, mask: Tensor,

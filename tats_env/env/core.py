@@ -66,7 +66,8 @@ class EnvConfig(FieldChecks):
     too. ``reset(seed=...)`` restarts the clip stream and masks, not the (learned) weights."""
     token_info: bool = False
     """Put the step's per-token signal into ``info`` for token-level learners: ``token_error``
-    (float32 ``(N,)``, the MAE's error of each masked token, NaN at visible tokens), ``token_mask``
+    (float32 ``(N,)``, the MAE's error of each masked token, NaN at visible tokens and, under dual masking
+    (``--mae.decoder-mask-ratio``), at the masked tokens the decoder skipped), ``token_mask``
     (bool ``(N,)``, True = masked) and, when the dataset has foreground masks, ``token_foreground``
     (bool ``(N,)``). The rows are read-only views of one ``(B, N)`` host array per step (no
     per-clip copies); the scalar reward is unchanged. Set when the env is built (the samplers' registry
@@ -338,7 +339,7 @@ class MaskingCore:
             reference = random_mask(self.batch["video"], self.spec, self.config.mask_ratio, generator=self._mask_generator)
             baseline = self.engine.update(self.batch["video"], reference, update=False).per_clip_loss
         result = self.engine.update(self.batch["video"], mask, update=self.config.update_mae)
-        rewards = self.reward_fn(result.per_token_loss, mask, baseline)
+        rewards = self.reward_fn(result.per_token_loss, result.decoded, baseline)
         self.last_mask = mask
         self.last_token_error = result.per_token_loss
         self.episodes += self.num_envs
@@ -349,7 +350,7 @@ class MaskingCore:
         foreground = self.foreground_tokens()
         if foreground is not None:
             per_clip.update(motion_statistics(foreground, mask))
-            per_clip.update(token_error_statistics(result.per_token_loss, foreground, mask))
+            per_clip.update(token_error_statistics(result.per_token_loss, foreground, result.decoded))
         # One device->host copy for every per-clip statistic.
         names = list(per_clip)
         table = torch.stack([per_clip[name].float() for name in names], dim=1).cpu().numpy()
@@ -365,14 +366,15 @@ class MaskingCore:
             if self.config.token_signal == "progress":
                 after = self.engine.update(self.batch["video"], mask, update=False).per_token_loss
                 signal = result.per_token_loss.float() - after.float()
-            self._add_token_info(infos, signal, mask, foreground)
+            self._add_token_info(infos, signal, mask, result.decoded, foreground)
         return rewards, infos
 
     @staticmethod
     def _add_token_info(infos: list[dict[str, Any]], per_token_loss: torch.Tensor, mask: torch.Tensor,
-                        foreground: torch.Tensor | None) -> None:
-        """Per-token arrays into ``infos``: one ``(B, N)`` host copy each, rows as read-only views."""
-        errors = torch.where(mask, per_token_loss.float(), torch.full_like(per_token_loss, float("nan"), dtype=torch.float32))
+                        decoded: torch.Tensor, foreground: torch.Tensor | None) -> None:
+        """Per-token arrays into ``infos``: one ``(B, N)`` host copy each, rows as read-only views; errors are NaN
+        wherever none was measured (visible tokens, and masked ones the decoder skipped under dual masking)."""
+        errors = torch.where(decoded, per_token_loss.float(), torch.full_like(per_token_loss, float("nan"), dtype=torch.float32))
         arrays = {"token_error": errors.cpu().numpy(), "token_mask": mask.cpu().numpy()}
         if foreground is not None:
             arrays["token_foreground"] = foreground.cpu().numpy()

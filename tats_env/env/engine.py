@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from timm.optim import create_optimizer_v2
@@ -24,6 +24,7 @@ from tats_env.checks import FieldChecks
 from tats_env.utils import autocast_context
 from tats_env.config import MAEConfig
 from tats_env.mae import VideoMAE
+from tats_env.mae.masking import decoder_subset
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class EngineConfig(FieldChecks):
     """Clip the gradient norm to this value; None disables clipping."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on the CPU)."""
+    decoder_mask_ratio: float = 0.0
+    """VideoMAE V2 dual masking in the training updates: the decoder reconstructs only ``1 - ratio`` of the
+    masked tokens (their loss alone trains the MAE and is what per-token learners see); 0 = off, every masked
+    token decoded. Evaluation forwards (``update=False``: reward baselines, held-out losses) decode every token."""
+    decoder_masking: Literal["running_cell", "random"] = "running_cell"
+    """Which masked tokens are decoded under dual masking: V2's running cell, or uniformly at random."""
 
     def field_problems(self) -> Iterator[tuple[str, str]]:
         """Out-of-range fields (see :mod:`tats_env.checks`)."""
@@ -69,6 +76,10 @@ class EngineConfig(FieldChecks):
             yield "betas", "needs two values in [0, 1)"
         if self.grad_clip is not None and not self.grad_clip > 0:
             yield "grad_clip", "must be > 0 (or None: no clipping)"
+        if not 0.0 <= self.decoder_mask_ratio < 1.0:
+            yield "decoder_mask_ratio", "must be in [0, 1) (0 = dual masking off)"
+        if self.decoder_masking not in ("running_cell", "random"):
+            yield "decoder_masking", "must be running_cell or random"
 
     def learning_rates(self, batch_size: int) -> tuple[float, float]:
         """``(peak lr, min lr)`` for a global batch of ``batch_size`` clips."""
@@ -87,7 +98,9 @@ class UpdateResult:
     per_clip_loss: Tensor
     """``(B,)`` mean error of each clip's masked tokens."""
     per_token_loss: Tensor
-    """``(B, N)`` error of every token, 0 at visible tokens."""
+    """``(B, N)`` error of every decoded token, 0 elsewhere."""
+    decoded: Tensor
+    """``(B, N)`` bool: the tokens whose error was measured (the mask, or its decoded subset under dual masking)."""
     grad_norm: float | None
     """Total gradient norm before clipping (None in evaluation, ``update=False``)."""
     lr: float
@@ -158,11 +171,15 @@ class CoTrainingEngine:
             with torch.no_grad(), autocast_context(self.device, self.config.amp):
                 out = self.model(clips, mask)
             self.model.train(was_training)
-            return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), None, lr)
+            return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), out.decoded,
+                                None, lr)
 
         self.train_module.train()
+        decoded = None
+        if self.config.decoder_mask_ratio > 0:
+            decoded = decoder_subset(mask, clips, self.spec, self.config.decoder_mask_ratio, self.config.decoder_masking)
         with autocast_context(self.device, self.config.amp):
-            out = self.train_module(clips, mask)
+            out = self.train_module(clips, mask, decoded)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else float("inf")
@@ -174,8 +191,8 @@ class CoTrainingEngine:
             self.optimizer.step()
             self.num_updates += 1
             self.scheduler.step_update(self.num_updates)
-        return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), float(norm), lr,
-                            skipped)
+        return UpdateResult(out.loss.item(), out.per_clip_loss.detach(), out.per_token_loss.detach(), out.decoded,
+                            float(norm), lr, skipped)
 
     def _finite_step(self, loss: Tensor, grad_norm: Tensor) -> bool:
         """Whether loss and gradient norm are finite (one host sync); counts a skip when not.

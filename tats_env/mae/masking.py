@@ -113,6 +113,36 @@ def motion_energy_mask(
     return topk_mask(energy, spec.num_masked(mask_ratio))
 
 
+def decoder_subset(
+    mask: Tensor,
+    videos: Tensor,
+    spec: VideoSpec,
+    decoder_mask_ratio: float,
+    kind: str = "running_cell",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """VideoMAE V2's dual masking: which masked tokens the decoder reconstructs, bool ``(B, N)``, a subset of ``mask``.
+
+    Every clip decodes exactly ``D = max(1, round((1 - decoder_mask_ratio) * K))`` of its K masked tokens,
+    whatever the encoder mask (fixed or learned). ``running_cell``: the masked tokens that V2's running-cell
+    decoder mask at ``decoder_mask_ratio`` leaves visible come first, ties and the rest broken at random (V2's
+    choice whenever the two masks are compatible, an exact count when they are not); ``random``: D masked tokens
+    uniformly at random (every masked token equally likely to be decoded, whatever the encoder mask).
+    """
+    if not 0.0 < decoder_mask_ratio < 1.0:
+        raise ValueError(f"decoder_mask_ratio must be in (0, 1), got {decoder_mask_ratio}")
+    k = int(mask[0].sum())
+    keep = max(1, round((1.0 - decoder_mask_ratio) * k))
+    noise = _uniform(tuple(mask.shape), videos, generator)
+    if kind == "running_cell":
+        priority = (~running_cell_mask(videos, spec, decoder_mask_ratio, generator)).float() + noise
+    elif kind == "random":
+        priority = noise
+    else:
+        raise ValueError(f"unknown decoder masking {kind!r}; choose 'running_cell' or 'random'")
+    return topk_mask(priority.masked_fill(~mask, -1.0), keep)
+
+
 MASKERS: dict[str, Callable[..., Tensor]] = {
     "random": random_mask,
     "tube": tube_mask,

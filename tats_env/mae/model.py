@@ -22,13 +22,15 @@ class MAEOutput:
     """What one MAE forward returns."""
 
     loss: Tensor
-    """Scalar: mean squared error over all masked tokens of the batch."""
+    """Scalar: mean squared error over all decoded tokens of the batch (every masked token without dual masking)."""
     per_clip_loss: Tensor
-    """``(B,)``: mean error of each clip's masked tokens."""
+    """``(B,)``: mean error of each clip's decoded tokens."""
     per_token_loss: Tensor
-    """``(B, N)``: each token's reconstruction error; 0 at visible tokens."""
+    """``(B, N)``: each decoded token's reconstruction error; 0 at visible (and masked but undecoded) tokens."""
     pred: Tensor
-    """``(B, K, patch_dim)``: predictions for the masked tokens, in token order."""
+    """``(B, D, patch_dim)``: predictions for the decoded tokens, in token order."""
+    decoded: Tensor
+    """``(B, N)`` bool: the tokens that were reconstructed (the mask itself without dual masking)."""
 
 
 def check_mask(mask: Tensor, batch: int, num_tokens: int) -> int:
@@ -176,32 +178,40 @@ class VideoMAE(nn.Module):
         """Encode the visible tokens: ``(B, N - K, D)``."""
         return self.encoder(videos, mask)
 
-    def forward_decoder(self, latent: Tensor, mask: Tensor) -> Tensor:
-        """Predict the masked tokens ``(B, K, patch_dim)`` from visible latents, in token order."""
+    def forward_decoder(self, latent: Tensor, mask: Tensor, decoded: Tensor | None = None) -> Tensor:
+        """Predict the decoded tokens ``(B, D, patch_dim)`` (all K masked ones when ``decoded`` is None) from the
+        visible latents, in token order. ``decoded`` (dual masking) is a subset of ``mask`` with one count per row."""
         b, n = mask.shape
         x_vis = self.encoder_to_decoder(latent)
         d = x_vis.shape[-1]
         pos = self.pos_embed.to(x_vis.dtype).expand(b, -1, -1)
         pos_vis = pos[~mask].reshape(b, -1, d)
-        pos_masked = pos[mask].reshape(b, -1, d)
+        pos_masked = pos[mask if decoded is None else decoded].reshape(b, -1, d)
         x = torch.cat((x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_masked), dim=1)
         return self.decoder(x, pos_masked.shape[1])
 
     def forward_loss(self, videos: Tensor, pred: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Masked-token MSE: ``(scalar loss, per-token loss (B, N) with 0 at visible tokens)``."""
+        """MSE over the tokens of ``mask`` (the decoded ones under dual masking): ``(scalar loss, per-token loss
+        (B, N) with 0 elsewhere)``."""
         target_masked = self.reconstruction_target(videos, mask)
         per_masked = (pred.float() - target_masked).pow(2).mean(dim=-1)
         per_token = torch.zeros(mask.shape, dtype=per_masked.dtype, device=mask.device)
         per_token = per_token.masked_scatter(mask, per_masked)
         return per_masked.mean(), per_token
 
-    def forward(self, videos: Tensor, mask: Tensor) -> MAEOutput:
-        """One pre-training forward: encode visible tokens, decode masked ones, score them."""
+    def forward(self, videos: Tensor, mask: Tensor, decoded: Tensor | None = None) -> MAEOutput:
+        """One pre-training forward: encode visible tokens, decode the masked ones (only ``decoded``, a subset of
+        ``mask``, under VideoMAE V2's dual masking; see :func:`tats_env.mae.masking.decoder_subset`), score them."""
+        if decoded is not None:
+            if decoded.shape != mask.shape or bool((decoded & ~mask).any()):
+                raise ValueError("decoded must be a (B, N) bool subset of the masked tokens")
+            check_mask(decoded, *mask.shape)  # one count per row
+        target = mask if decoded is None else decoded
         latent = self.forward_encoder(videos, mask)
-        pred = self.forward_decoder(latent, mask)
-        loss, per_token = self.forward_loss(videos, pred, mask)
-        per_clip = per_token.sum(dim=1) / mask.sum(dim=1)
-        return MAEOutput(loss=loss, per_clip_loss=per_clip, per_token_loss=per_token, pred=pred)
+        pred = self.forward_decoder(latent, mask, decoded)
+        loss, per_token = self.forward_loss(videos, pred, target)
+        per_clip = per_token.sum(dim=1) / target.sum(dim=1)
+        return MAEOutput(loss=loss, per_clip_loss=per_clip, per_token_loss=per_token, pred=pred, decoded=target)
 
     @torch.no_grad()
     def reconstruct(self, videos: Tensor, mask: Tensor) -> Tensor:
