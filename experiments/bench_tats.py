@@ -17,6 +17,7 @@ token-level <= 1.1x the time per clip of scalar PPO). On the CPU each candidate 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 from agents.registry import build_sampler
 from agents.job.config import TrainConfig
 from agents.job.trainer import build_env, resolve_device
-from tats_env.timing import StepStats, markdown_table, measure, run_isolated
+from tats_env.timing import StepStats, markdown_table, measure, run_isolated, synchronize
 from agents.algorithms.token_ppo import TokenPPOConfig
 from tats_env.commandline import parse
 from tats_env.mae.masking import tube_mask
@@ -41,6 +42,10 @@ class Args(TrainConfig):
     """Untimed rollouts first."""
     isolate: bool = True
     """On the CPU, time each candidate in its own process (its own peak RSS); --no-isolate runs them here."""
+    profile: bool = False
+    """Also break one token-PPO sampler-phase rollout (the main job's defaults) into its parts: the MAE step
+    inside the env, the sampler's forward (scores, exact K-subset inclusion probabilities, the draw), the PPO
+    update and everything else (SB3 bookkeeping, host copies)."""
 
 
 def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
@@ -101,6 +106,55 @@ def token_ppo_defaults_builder(args: Args, device: torch.device) -> Callable[[],
     return build
 
 
+class _Timer:
+    """Wall seconds spent inside wrapped callables, by label."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                synchronize(self.device)
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
+        setattr(owner, name, timed)
+
+
+def profile_token_ppo(args: Args) -> list[dict[str, Any]]:
+    """Per-part wall time of ``args.rollouts`` token-PPO rollouts with the main job's defaults (after warm-up)."""
+    device = resolve_device(args.device)
+    torch.manual_seed(args.env.seed)
+    model = build_sampler("token_ppo", build_env(dataclasses.replace(args, method="token_ppo"), device),
+                          args.sampler, args.env.seed, device)
+    rollout = args.sampler.token_ppo.n_steps * args.num_envs
+    model.learn(rollout * args.warmup_rollouts, reset_num_timesteps=False)
+    timer = _Timer(device)
+    env = model.env
+    while hasattr(env, "venv"):
+        env = env.venv
+    timer.wrap(env.core.engine, "update", "MAE forward/backward + AdamW (engine.update)")
+    timer.wrap(env.core.engine, "observe", "token embeddings for the observation (engine.observe)")
+    timer.wrap(model.policy, "forward", "sampler forward: scores, inclusion probabilities, draw")
+    timer.wrap(model, "train", "PPO update (n_epochs x minibatches, double backward)")
+    start = time.perf_counter()
+    model.learn(rollout * args.rollouts, reset_num_timesteps=False)
+    synchronize(device)
+    total = time.perf_counter() - start
+    rows = [{"part": label, "ms_per_clip": 1e3 * sec / (rollout * args.rollouts), "share": sec / total}
+            for label, sec in timer.seconds.items()]
+    other = total - sum(timer.seconds.values())
+    rows.append({"part": "everything else (SB3 collection, buffer, host copies, data loading)",
+                 "ms_per_clip": 1e3 * other / (rollout * args.rollouts), "share": other / total})
+    rows.append({"part": "total", "ms_per_clip": 1e3 * total / (rollout * args.rollouts), "share": 1.0})
+    return rows
+
+
 CANDIDATES = ("plain MAE step (tube)", "PPO + TATS co-training", "token-level PPO + TATS",
               "token-level PPO, own defaults")
 """Candidates in table order: the plain step, scalar PPO, token-level PPO with scalar PPO's settings, and
@@ -147,9 +201,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"peak memory {token_memory:.2f}x")
     defaults_time = tats.clips_per_s / token_defaults.clips_per_s
     print(f"token-level PPO's defaults / scalar PPO's defaults: time per clip {defaults_time:.2f}x")
-    return {"speed_ratio": speed, "memory_ratio": memory, "token_time_ratio": token_time,
-            "token_memory_ratio": token_memory, "token_defaults_time_ratio": defaults_time,
-            "candidates": [r.as_row() for r in results]}
+    out = {"speed_ratio": speed, "memory_ratio": memory, "token_time_ratio": token_time,
+           "token_memory_ratio": token_memory, "token_defaults_time_ratio": defaults_time,
+           "token_defaults_vs_plain": token_defaults.clips_per_s / plain.clips_per_s,
+           "candidates": [r.as_row() for r in results]}
+    print(f"token-level PPO's defaults / plain step: clips/s {out['token_defaults_vs_plain']:.2f}x (target >= 0.8x)")
+    if args.profile:
+        rows = profile_token_ppo(args)
+        for row in rows:
+            row["ms_per_clip"], row["share"] = f"{row['ms_per_clip']:.1f}", f"{100 * row['share']:.0f}%"
+        print(markdown_table(rows, ["part", "ms_per_clip", "share"]))
+        out["profile"] = rows
+    return out
 
 
 if __name__ == "__main__":
