@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REAL_CLIPS = Path(__file__).parent / "data"
 
@@ -32,3 +34,12 @@ def real_list_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = ["realshort.mp4", "pens.mp4", "carphone_pristine.mp4"]
     path.write_text("".join(f"{REAL_CLIPS / name} {i}\n" for i, name in enumerate(names)))
     return path
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """One torch thread for a module's tests (small learners are faster and repeatable that way); restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import csv
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -21,12 +20,7 @@ from test_token_ppo import _hard_masked_share
 from token_bandit import bandit_vec_env
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _train(diversity: DiversityConfig, direction: str, logdir, clips: int = 32 * 8) -> tuple[TokenPPO, list[dict]]:
