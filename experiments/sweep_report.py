@@ -5,7 +5,7 @@
         --probes runs/probe_a.json runs/probe_b.json --reference random_0.95 --out docs/results/sweep
 
 An arm is ``NAME=BENCHMARK_OUT[:CELL_PREFIX]``: the finished cells of one ``benchmark_algos.py --out`` folder
-(all of them, or those whose name starts with ``CELL_PREFIX``, e.g. ``tube_r0.9``), one per seed. ``--probes``
+(all of them, or those named ``CELL_PREFIX_s<seed>``, e.g. ``tube_r0.9``), one per seed. ``--probes``
 are ``evaluate_encoder.py --out`` reports whose encoder names are arm names (the random-init encoder is taken from
 the first report that has it). Writes ``OUT.md`` (table), ``OUT.json`` and ``OUT.png`` (probe per arm with its
 seed spread, random init and the reference marked).
@@ -57,7 +57,7 @@ def read_arm(spec: str) -> tuple[str, dict[str, Any]]:
     if not sep or not name or not where:
         raise ValueError(f"--arms takes NAME=BENCHMARK_OUT[:CELL_PREFIX], got {spec!r}")
     folder, _, prefix = where.partition(":")
-    files = sorted(p for p in (Path(folder) / "cells").glob("*.json") if p.name.startswith(prefix))
+    files = sorted(p for p in (Path(folder) / "cells").glob("*.json") if not prefix or p.stem.rsplit("_s", 1)[0] == prefix)
     if not files:
         raise ValueError(f"arm {name}: no finished cells in {folder}/cells matching {prefix!r}")
     cells = [json.loads(p.read_text()) for p in files]
