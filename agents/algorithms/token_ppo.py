@@ -203,7 +203,8 @@ class TokenPPO(SB3Sampler, PPO):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        self.policy.set_share("masked" if self.direction == "mask_hard" else "visible", self.diversity.share_at(0.0))
+        # After SB3's load the counters are back already, so a ramped share resumes where it was.
+        self.policy.set_share("masked" if self.direction == "mask_hard" else "visible", self.policy_share())
         if self.diversity.entropy_floor is not None:
             self.floor = EntropyFloor(self.diversity.entropy_floor, self.diversity.floor_lr, self.device)
             self.log_ent_coef = self.floor.log_coef  # saved and restored by SB3Sampler.sampler_state
