@@ -11,11 +11,13 @@ Layers, each importing only the ones above it::
 """
 
 from agents.algorithms.base import Sampler
+from agents.algorithms.diversity import DiversityConfig
 from agents.algorithms.reinforce import Reinforce, ReinforceConfig
 from agents.algorithms.sb3 import A2CConfig, PPOConfig, SACConfig
 from agents.algorithms.stepwise import StepwiseSampler
 from agents.algorithms.token_ppo import TokenPPO, TokenPPOConfig
 from agents.kofn.distribution import KOfNMaskDistribution, KSubsetDistribution
+from agents.kofn.share import PolicyShareDistribution
 from agents.policies.score_net import TokenScoreNetConfig
 from agents.policies.tats_network import TATSConfig, TATSNetwork
 from agents.policies.tats_policy import TATSPolicy, TokenEmbeddings
@@ -27,5 +29,5 @@ __all__ = [
     "Sampler", "KOfNMaskDistribution", "KSubsetDistribution", "TATSPolicy", "TokenEmbeddings", "TATSConfig",
     "TATSNetwork", "TrajectoryAttention", "TrajectoryBlock", "Reinforce", "TokenScoreNetConfig", "StepwiseSampler",
     "PPOConfig", "A2CConfig", "SACConfig", "ReinforceConfig", "SamplerConfig", "TokenPPO", "TokenPPOConfig",
-    "TokenTATSPolicy", "build_sampler", "sampler_env_config",
+    "TokenTATSPolicy", "build_sampler", "sampler_env_config", "DiversityConfig", "PolicyShareDistribution",
 ]

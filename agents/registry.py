@@ -16,6 +16,7 @@ field of :class:`SamplerConfig` and one :class:`SamplerSpec` line to :data:`SAMP
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,7 +61,7 @@ class SamplerConfig(FieldChecks):
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
     """Mask diversity of the token-level learners (--diversity.*): the policy's share of the direction's side of
     the mask (the rest uniform), its schedule, an entropy floor, and the per-token signal (error or learning
-    progress). Learners that do not read it refuse a non-default value before any work starts."""
+    progress). Learners that do not read it warn once and run without it."""
     token_ppo: TokenPPOConfig = field(default_factory=TokenPPOConfig)
     """Token-level PPO (token_ppo): per-token advantages and clipped per-token ratios."""
     tats: TATSConfig = field(default_factory=TATSConfig)
@@ -113,7 +114,7 @@ class SamplerSpec:
     """It can train under torchrun (its updates are averaged across ranks); False is refused before any work."""
     diversity: bool = False
     """It reads :class:`agents.algorithms.diversity.DiversityConfig` (policy share, entropy floor, signal); the
-    others refuse a non-default ``--diversity.*``."""
+    others warn that they ignore a non-default ``--diversity.*``."""
     diagnostic: bool = False
     """An oracle that reads the clips' foreground masks (:mod:`tats_env.mae.composition`): for diagnosis runs,
     not in the benchmark's default matrix."""
@@ -205,7 +206,8 @@ def sampler_env_config(name: str, env: EnvConfig, cfg: SamplerConfig | None = No
                          f"{mode} reward); set --direction only")
     if spec.learned and not spec.diversity and not cfg.diversity.is_default:
         supported = ", ".join(n for n, s in SAMPLERS.items() if s.diversity)
-        raise ValueError(f"--diversity.* options are read by {supported} only; {name} would ignore them")
+        warnings.warn(f"--diversity.* options are read by {supported} only; {name} runs without them (its sampler "
+                      "decides the whole mask from the raw error)", stacklevel=2)
     signal = cfg.diversity.signal if spec.diversity else env.token_signal
     return dataclasses.replace(env, token_info=spec.token_info or env.token_info, token_signal=signal,
                                reward=dataclasses.replace(env.reward, mode=mode))

@@ -108,7 +108,7 @@ def test_diversity_options_are_checked_before_any_work():
     assert set(problems) == {"diversity.policy_share", "diversity.entropy_floor"}
     problems = dict(config_problems(SamplerConfig(diversity=DiversityConfig(signal="progress"))))
     assert "centered or raw" in problems["diversity.signal"]
-    with pytest.raises(ValueError, match="read by token_ppo only; ppo_tats would ignore them"):
+    with pytest.warns(UserWarning, match="read by token_ppo only; ppo_tats runs without them"):
         sampler_env_config("ppo_tats", EnvConfig(), SamplerConfig(diversity=DiversityConfig(policy_share=0.5)))
     env = sampler_env_config("token_ppo", EnvConfig(), SamplerConfig(diversity=DiversityConfig(signal="progress")))
     assert env.token_info and env.token_signal == "progress"
