@@ -109,6 +109,6 @@ def test_diversity_options_are_checked_before_any_work():
     problems = dict(config_problems(SamplerConfig(diversity=DiversityConfig(signal="progress"))))
     assert "centered or raw" in problems["diversity.signal"]
     with pytest.warns(UserWarning, match="read by token_ppo only; ppo_tats runs without them"):
-        sampler_env_config("ppo_tats", EnvConfig(), SamplerConfig(diversity=DiversityConfig(policy_share=0.5)))
+        sampler_env_config("ppo_tats", EnvConfig(), SamplerConfig(diversity=DiversityConfig(policy_share=0.3)))
     env = sampler_env_config("token_ppo", EnvConfig(), SamplerConfig(diversity=DiversityConfig(signal="progress")))
     assert env.token_info and env.token_signal == "progress"

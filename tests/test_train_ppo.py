@@ -60,7 +60,7 @@ def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, t
     assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(out / "checkpoint.pt")
     assert summary["images"] == str(out / "images")
     lift = summary["motion_lift"]  # 8 sampler steps of 4 clips: quarters of 2 steps
-    assert lift["direction"] == "mask_hard" and lift["steps"] == 8
+    assert lift["direction"] == "show_hard" and lift["steps"] == 8  # the recommended default
     assert -1.0 <= lift["first_quarter"] <= 1.0 and -1.0 <= lift["last_quarter"] <= 1.0
 
     # The terminal: a few summary lines, no SB3 tables (they went to TensorBoard / progress.csv).
@@ -69,8 +69,13 @@ def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, t
     assert not any(line.startswith(("| ", "---")) for line in lines), "SB3's stdout table was printed"
     summaries = [line for line in lines if line.startswith("[") and " clips] " in line]
     assert len(summaries) >= 2 and any("token_ppo | clips/s" in line and "lift " in line for line in summaries)
-    assert any(line.startswith("  motion lift (mask_hard; 0 = random masks") for line in lines)
-    assert len(lines) <= 13, lines
+    assert any(line.startswith("  motion lift (show_hard; 0 = random masks") for line in lines)
+    assert any(line.startswith("  last quarter: moving tokens visible") and "visible overlap across clips" in line
+               for line in lines)
+    composition = summary["mask_composition"]
+    assert composition["moving_visible"] >= 0 and -1.0 <= composition["visible_overlap"] <= 1.0
+    assert composition["content_blind"] == (composition["visible_overlap"] > 0.5)
+    assert len(lines) <= 14, lines
 
     # The checkpoint holds only tensors and plain containers: readable without unpickling code, and
     # the README's export command works on it without --trust-pickle.

@@ -47,7 +47,8 @@ from agents.job.config import cpu_env
 from agents.job.pretrain import PretrainHooks, PretrainPlan, pretrain
 from agents.kofn.credit import Direction
 from agents.registry import (
-    SAMPLERS, SamplerConfig, build_sampler, default_matrix, fixed_maskers, sampler_env_config, sampler_hyperparams,
+    SAMPLERS, SamplerConfig, build_sampler, default_matrix, fixed_maskers, recommended_diversity, sampler_env_config,
+    sampler_hyperparams,
 )
 from tats_env.checks import config_problems
 from tats_env.commandline import config_to_dict
@@ -85,9 +86,11 @@ class BenchmarkConfig:
     """The masking env of every cell: data ("synthetic" or a folder holding train.txt and val.txt), MAE preset,
     reward (--reward.*), MAE optimisation (--mae.*); --mask-ratio is the ratio of the methods outside
     --sweep-methods. Each cell's seed comes from --seeds (leave --seed alone)."""
-    sampler: Annotated[SamplerConfig, tyro.conf.arg(name="")] = field(default_factory=SamplerConfig)
-    """Hyperparameters of every sampler (--tats.*, --ppo.*, --a2c.*, --sac.*, --reinforce.*): the same source
-    as the main job's."""
+    sampler: Annotated[SamplerConfig, tyro.conf.arg(name="")] = field(
+        default_factory=lambda: SamplerConfig(diversity=recommended_diversity()))
+    """Hyperparameters of every sampler (--diversity.*, --token-ppo.*, --tats.*, --ppo.*, --a2c.*, --sac.*,
+    --reinforce.*): the same source as the main job's, with its measured best mask diversity (policy share 0.5 of
+    the direction's side) for the token-level rows of both directions."""
     mae_overrides: tuple[str, ...] = ()
     """get_preset overrides as key=value (e.g. num_frames=8 image_size=32 depth=2)."""
     out: Path = Path("runs/benchmark")

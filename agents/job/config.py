@@ -12,7 +12,7 @@ import tyro
 
 from agents.job.run_dir import parse_resumed
 from agents.job.validation import validate_train_config
-from agents.registry import SamplerConfig, fixed_maskers, learned_samplers
+from agents.registry import SamplerConfig, fixed_maskers, learned_samplers, recommended_sampler
 from tats_env.commandline import config_to_dict, parse
 from tats_env.env import EngineConfig, EnvConfig, RewardConfig
 from tats_env.export import ExportFormat
@@ -40,9 +40,10 @@ class TrainConfig:
 
     env: Annotated[EnvConfig, tyro.conf.arg(name="")] = field(default_factory=cpu_env)
     """The masking env: data, MAE preset, mask ratio, reward (--reward.*), MAE optimisation (--mae.*), seed."""
-    sampler: Annotated[SamplerConfig, tyro.conf.arg(name="")] = field(default_factory=SamplerConfig)
-    """Hyperparameters of every sampler (--direction, --token-ppo.*, --tats.*, --ppo.*, --a2c.*, --sac.*,
-    --reinforce.*); --method picks one."""
+    sampler: Annotated[SamplerConfig, tyro.conf.arg(name="")] = field(default_factory=recommended_sampler)
+    """Hyperparameters of every sampler (--direction, --diversity.*, --token-ppo.*, --tats.*, --ppo.*, --a2c.*,
+    --sac.*, --reinforce.*); --method picks one. Defaults: the measured best, show-hard with a policy share of 0.5
+    (agents.registry.recommended_sampler)."""
     method: LearnedSampler = "token_ppo"  # type: ignore[valid-type]
     """Which registered learned sampler to train (agents.registry)."""
     num_envs: int = 8
