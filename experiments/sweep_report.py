@@ -102,7 +102,9 @@ def build(cfg: Args) -> dict[str, Any]:
             diff = probe["mean"] - reference["mean"]
             combined = math.sqrt(probe["seed_sd"] ** 2 + reference["seed_sd"] ** 2)
             row["vs_reference_pp"] = 100 * diff
-            row["vs_reference_combined_sd"] = diff / combined if combined > 0 else None
+            # A seed spread needs at least two seeds on both sides; a one-seed arm gets the difference only.
+            spread_known = len(probe["values"]) > 1 and len(reference["values"]) > 1 and combined > 0
+            row["vs_reference_combined_sd"] = diff / combined if spread_known else None
         rows.append(row)
     return {"reference": cfg.reference, "rows": rows, "probe_reports": [str(p) for p in cfg.probes]}
 
@@ -119,7 +121,7 @@ def markdown(table: dict[str, Any]) -> str:
         versus = "—"
         if row.get("vs_reference_pp") is not None:
             sd = row.get("vs_reference_combined_sd")
-            versus = f"{row['vs_reference_pp']:+.1f} pp" + (f" ({sd:+.1f} sd)" if sd is not None else "")
+            versus = f"{row['vs_reference_pp']:+.1f} pp" + (f" ({sd:+.1f} sd)" if sd is not None else " (1 seed)")
         cells = [_pm(row[k], "+.3f") if has_cells else "—" for k in ("motion_lift_show_hard", "motion_lift_mask_hard")]
         lines.append(f"| {row['name']} | {cells[0]} | {cells[1]} | {moving} | "
                      f"{_pm(row['val_recon_loss'], '.4f') if has_cells else '—'} | "
