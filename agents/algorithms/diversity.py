@@ -61,11 +61,6 @@ class DiversityConfig(FieldChecks):
         if self.signal not in ("error", "progress"):
             yield "signal", "must be error or progress"
 
-    @property
-    def is_default(self) -> bool:
-        """True when no option is set (the sampler decides the whole mask from the raw error)."""
-        return self == DiversityConfig()
-
     def share_at(self, progress: float) -> float:
         """The policy share at ``progress`` in [0, 1] of the sampler phase."""
         if self.share_schedule == "linear":
