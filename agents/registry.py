@@ -37,7 +37,8 @@ from tats_env.env import EnvConfig
 from tats_env.mae.composition import COMPOSITION_MASKERS
 from tats_env.mae.masking import MASKERS
 
-__all__ = ["SamplerConfig", "RECOMMENDED_DIRECTION", "recommended_diversity", "recommended_sampler", "SamplerKind", "SamplerSpec", "SAMPLERS", "learned_samplers", "fixed_maskers",
+__all__ = ["SamplerConfig", "RECOMMENDED_DIRECTION", "recommended_diversity", "recommended_sampler", "SamplerKind",
+           "SamplerSpec", "SAMPLERS", "learned_samplers", "fixed_maskers",
            "default_matrix", "register_sampler", "build_sampler", "sampler_env_config", "sampler_hyperparams",
            "sampler_spec"]
 
@@ -130,7 +131,7 @@ class SamplerSpec:
     """It can train under torchrun (its updates are averaged across ranks); False is refused before any work."""
     diversity: bool = False
     """It reads :class:`agents.algorithms.diversity.DiversityConfig` (policy share, entropy floor, signal); the
-    others warn that they ignore a non-default ``--diversity.*``."""
+    others warn that they ignore a ``--diversity.*`` other than the plain and the recommended one."""
     diagnostic: bool = False
     """An oracle that reads the clips' foreground masks (:mod:`tats_env.mae.composition`): for diagnosis runs,
     not in the benchmark's default matrix."""
@@ -223,7 +224,7 @@ def sampler_env_config(name: str, env: EnvConfig, cfg: SamplerConfig | None = No
     if spec.learned and not spec.diversity and cfg.diversity not in (DiversityConfig(), recommended_diversity()):
         supported = ", ".join(n for n, s in SAMPLERS.items() if s.diversity)
         warnings.warn(f"--diversity.* options are read by {supported} only; {name} runs without them (its sampler "
-                      "decides the whole mask from the raw error)", stacklevel=2)
+                      "decides the whole mask from the raw error)")  # one location: Python shows it once
     signal = cfg.diversity.signal if spec.diversity else env.token_signal
     return dataclasses.replace(env, token_info=spec.token_info or env.token_info, token_signal=signal,
                                reward=dataclasses.replace(env.reward, mode=mode))

@@ -67,7 +67,7 @@ def test_without_dual_masking_the_loss_is_today_s_and_with_it_only_decoded_token
         model(videos, mask, decoded=~mask)
 
 
-def test_engine_trains_on_the_decoded_tokens_and_evaluates_on_all(synthetic_root):
+def test_engine_trains_on_the_decoded_tokens_and_evaluates_on_all():
     cfg = get_preset("tiny")
     engine = CoTrainingEngine(cfg, EngineConfig(decoder_mask_ratio=0.5), batch_size=2)
     videos = _clips(cfg, 2)

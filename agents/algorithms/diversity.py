@@ -1,7 +1,6 @@
 """Mask diversity: how much of each mask the learned sampler decides, and how far it may concentrate.
 
-Published adaptive maskers never let the prior decide the whole mask (``../shared/research``: AdaMAE
-samples stochastically, HPM masks a ramped share of predicted-hard patches and the rest at random,
+Published adaptive maskers never let the prior decide the whole mask (AdaMAE samples stochastically, HPM masks a ramped share of predicted-hard patches and the rest at random,
 MGMAE/EVEREST randomise inside a motion set). :class:`DiversityConfig` gives every token-level learner
 the same three options, in one place (``--diversity.*``, a field of :class:`agents.registry.SamplerConfig`):
 
@@ -16,6 +15,7 @@ the same three options, in one place (``--diversity.*``, a field of :class:`agen
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -77,7 +77,7 @@ class EntropyFloor:
 
     def __init__(self, floor: float, lr: float, device: torch.device | str = "cpu", init: float = 0.1) -> None:
         self.floor = floor
-        self.log_coef = torch.tensor(float(torch.log(torch.tensor(init))), device=device, requires_grad=True)
+        self.log_coef = torch.tensor(math.log(init), device=device, requires_grad=True)
         self.optimizer = torch.optim.Adam([self.log_coef], lr=lr)
 
     @property

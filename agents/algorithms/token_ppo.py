@@ -221,9 +221,9 @@ class TokenPPO(SB3Sampler, PPO):
 
     def policy_share(self) -> float:
         """The policy share for the next rollout: :attr:`diversity`'s schedule at the sampler phase's progress."""
-        progress = 1.0 - float(self._current_progress_remaining)
-        if self._total_timesteps:
-            progress = self.num_timesteps / self._total_timesteps
+        # SB3 sets _total_timesteps in learn() (the whole phase's clips when it resumes with
+        # reset_num_timesteps=False); before the first learn() the phase has not started.
+        progress = self.num_timesteps / self._total_timesteps if self._total_timesteps else 0.0
         return self.diversity.share_at(progress)
 
     def set_env(self, env: Any, force_reset: bool = True) -> None:

@@ -89,7 +89,8 @@ class TokenTATSPolicy(TATSPolicy):
     def set_share(self, side: ShareSide, share: float) -> None:
         """Let the policy choose ``share`` of the ``side`` set and draw the rest uniformly
         (:class:`agents.kofn.share.PolicyShareDistribution`); ``share=1`` is the plain K-subset distribution."""
-        chosen_count(share, 1)  # validates the range
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"policy share must be in [0, 1], got {share}")
         if side not in ("masked", "visible"):
             raise ValueError(f"unknown side {side!r}; choose 'masked' or 'visible'")
         self.share_side, self.share = side, float(share)
