@@ -50,7 +50,10 @@ def test_smoke_run_writes_events_images_checkpoint_and_exports(synthetic_root, t
                    "env/motion_precision", "env/foreground_share", "train/approx_kl",
                    "train/clip_fraction", "train/entropy_loss", "train/value_loss", "time/clips_per_s"):
         assert column in header, column
-    assert sorted(p.name for p in (out / "images").glob("*.png")) == ["masks_00000016.png", "masks_00000032.png"]
+    # Images on the run's clip axis (8 warm-up clips first), and one at the end of each phase
+    assert sorted(p.name for p in (out / "images").glob("*.png")) == [
+        "masks_00000016.png", "masks_00000032.png", "masks_00000040.png"]
+    assert [p.name for p in (out / "images" / "warmup").glob("*.png")] == ["masks_00000008.png"]
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["num_timesteps"] == 32 and state["warmup_done"] == 8
     assert {"sampler", "core", "rng", "mae_state", "mae_config"} <= set(state)

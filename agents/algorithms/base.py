@@ -8,7 +8,9 @@ anywhere else:
 * ``learn(total_timesteps, callback=..., reset_num_timesteps=..., log_interval=..., progress_bar=...)``
   with SB3 callbacks, ``predict(obs, deterministic=...)`` (actions in the sampler's own action space,
   as SB3 defines it) and :meth:`Sampler.predict_masks` (always masks); ``num_timesteps`` counts clips;
-* :meth:`Sampler.predict_scores`: per-token scores for the mask images (None without a scorer);
+* :meth:`Sampler.predict_scores`: per-token scores for the mask images (None without a scorer); optionally
+  ``predict_mask_probs(observation)``: each token's probability of being masked ``(B, N)`` (or None), which the
+  images draw on a fixed 0..1 scale instead (:func:`mask_probabilities`);
 * :attr:`Sampler.network`: the scorer network (its weights are checked for non-finite values and
   compared across ranks), None for fixed maskers;
 * :meth:`Sampler.sampler_state` / :meth:`Sampler.load_sampler_state`: everything a resumed run needs;
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Sampler", "DDPTarget", "SB3Sampler", "ONE_STEP_EPISODES", "require_token_info"]
+__all__ = ["Sampler", "DDPTarget", "SB3Sampler", "ONE_STEP_EPISODES", "require_token_info", "mask_probabilities"]
 
 ONE_STEP_EPISODES: dict[str, float] = {"gamma": 0.0, "gae_lambda": 1.0}
 """Every episode of the masking env is one step: the advantage is the reward minus the clip's value. Not a choice,
@@ -102,6 +104,13 @@ class Sampler(Protocol):
         ...
 
 
+def mask_probabilities(sampler: Any, observation: np.ndarray) -> Tensor | None:
+    """The sampler's probability of masking each token ``(B, N)`` (its optional ``predict_mask_probs``), else None."""
+    predict = getattr(sampler, "predict_mask_probs", None)
+    probs = predict(observation) if callable(predict) else None
+    return None if probs is None else torch.as_tensor(probs).float()
+
+
 def require_token_info(env: Any, owner: str) -> None:
     """Raise a clear error when ``env`` (a tats_env masking env, possibly wrapped) does not report per-token errors."""
     enabled = getattr(env, "token_info", None)
@@ -138,6 +147,11 @@ class SB3Sampler:
     def predict_scores(self, observation: np.ndarray) -> Tensor | None:
         """The policy's per-token scores when it has a scorer (TATS policies), else None."""
         predict = getattr(self.policy, "predict_scores", None)  # type: ignore[attr-defined]
+        return torch.as_tensor(predict(observation)).float() if callable(predict) else None
+
+    def predict_mask_probs(self, observation: np.ndarray) -> Tensor | None:
+        """Each token's probability of being masked ``(B, N)`` when the policy defines one (TATS policies), else None."""
+        predict = getattr(self.policy, "predict_mask_probs", None)  # type: ignore[attr-defined]
         return torch.as_tensor(predict(observation)).float() if callable(predict) else None
 
     def sampler_state(self) -> dict[str, Any]:

@@ -221,6 +221,15 @@ class Reinforce(StepwiseSampler):
         return -scores if self.rule == "adamae" else scores
 
     @torch.no_grad()
+    def predict_mask_probs(self, observation: np.ndarray) -> Tensor | None:
+        """Each token's probability of being masked ``(B, N)`` (K-subset rule); None for AdaMAE's draw without
+        replacement, whose inclusion probabilities have no closed form."""
+        if self.rule == "adamae":
+            return None
+        scores, _ = self.policy(self._obs_tensor(observation))
+        return KSubsetDistribution(scores, self.k, validate=False).inclusion_probs()
+
+    @torch.no_grad()
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = False) -> tuple[np.ndarray, None]:
         """Masks ``(B, N)`` int8 for observations ``(B, N, D)`` (SB3's ``predict`` signature).

@@ -13,8 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Image
+from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 
+from agents.algorithms.base import mask_probabilities
 from agents.kofn.credit import DEFAULT_DIRECTION, Direction
 from tats_env.visualize import save_png
 
@@ -58,33 +59,73 @@ class EnvStatsCallback(BaseCallback):
         self.logger.record("env/skipped_videos", self.training_env.skipped_videos)
 
 
-class MaskImageCallback(BaseCallback):
-    """Every ``every`` clips: a PNG (and a TensorBoard image) of clips, the sampler's scores as a heat map,
-    its masks and the reconstructions."""
+IMAGE_KEY = "images/masks_reconstructions"
 
-    def __init__(self, every: int, out_dir: str | Path, num_clips: int = 4, verbose: int = 0) -> None:
+
+class MaskImageCallback(BaseCallback):
+    """A PNG (and a TensorBoard image) of clips, the sampler's masking probabilities (or scores) as a heat map,
+    its masks and the reconstructions: every ``every`` clips of the run and once when the phase ends.
+
+    Clips are counted on the run's axis: the learner's ``num_timesteps`` plus ``offset`` (the warm-up clips
+    before the sampler phase), so the images of both phases share one count and a phase shorter than
+    ``every`` still gets one. ``final_at``: write at training end only when the run's count has reached it
+    (the warm-up runs in chunks; only its last chunk ends the phase); 0 writes at every end.
+    """
+
+    def __init__(self, every: int, out_dir: str | Path, num_clips: int = 4, offset: int = 0, final_at: int = 0,
+                 verbose: int = 0) -> None:
         super().__init__(verbose)
         self.every = max(1, every)
         self.out_dir = Path(out_dir)
         self.num_clips = num_clips
+        self.offset = offset
+        self.final_at = final_at
         self._next = 0
+        self._last_obs: np.ndarray | None = None
+        self._written_at = -1
+
+    @property
+    def run_clips(self) -> int:
+        """Clips of the run so far (the learner's count plus the offset)."""
+        return self.offset + self.num_timesteps
 
     def _on_training_start(self) -> None:
-        self._next = (self.num_timesteps // self.every + 1) * self.every
+        self._next = (self.run_clips // self.every + 1) * self.every
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next:
-            self._next += self.every
-            self.write(self.locals["new_obs"])
+        self._last_obs = self.locals["new_obs"]
+        if self.run_clips >= self._next:
+            self._next = (self.run_clips // self.every + 1) * self.every
+            self.write(self._last_obs)
         return True
 
-    def write(self, obs: np.ndarray) -> Path:
-        """Draw the current clips with the sampler's deterministic masks (and scores); returns the PNG path."""
+    def _on_training_end(self) -> None:
+        if self._last_obs is None or self.run_clips < self.final_at or self._written_at == self.run_clips:
+            return
+        image = self.draw(self._last_obs)
+        # The phase's last logger dump came before this point: write the image to TensorBoard directly
+        # (a dump now would add a row of empty columns to progress.csv).
+        for output in self.logger.output_formats:
+            if isinstance(output, TensorBoardOutputFormat):
+                output.write({IMAGE_KEY: Image(image, "HWC")}, {IMAGE_KEY: None}, self.run_clips)
+
+    def draw(self, obs: np.ndarray) -> np.ndarray:
+        """Draw the current clips with the sampler's deterministic masks and its probability of masking each
+        token (fixed 0..1 scale; its scores per clip min..max when it has no probabilities); saves the PNG
+        ``masks_<run clips>.png`` and returns the image."""
         mask = self.model.predict_masks(obs, deterministic=True)
-        image = self.training_env.mask_image(mask, self.model.predict_scores(obs), self.num_clips)
-        path = save_png(self.out_dir / f"masks_{self.num_timesteps:08d}.png", image)
-        self.logger.record("images/masks_reconstructions", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
-        return path
+        probs = mask_probabilities(self.model, obs)
+        scores = probs if probs is not None else self.model.predict_scores(obs)
+        image = self.training_env.mask_image(mask, scores, self.num_clips, probabilities=probs is not None)
+        save_png(self.out_dir / f"masks_{self.run_clips:08d}.png", image)
+        self._written_at = self.run_clips
+        return image
+
+    def write(self, obs: np.ndarray) -> Path:
+        """:meth:`draw` and record the image for the logger's next TensorBoard dump; returns the PNG path."""
+        image = self.draw(obs)
+        self.logger.record(IMAGE_KEY, Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
+        return self.out_dir / f"masks_{self._written_at:08d}.png"
 
 
 class CheckpointEveryCallback(BaseCallback):

@@ -210,7 +210,7 @@ class CoTrainer(PretrainHooks):
         return distributed.rank_callbacks([  # [distributed] global clip counter first; images on rank 0
             NonFiniteGuardCallback(self.cfg.max_skipped_updates),
             EnvStatsCallback(self.cfg.sampler.direction),
-            MaskImageCallback(self.cfg.image_every, self.out / "images" / "warmup"),
+            MaskImageCallback(self.cfg.image_every, self.out / "images" / "warmup", final_at=self.cfg.warmup_steps),
             ProgressCallback(self.progress, offset=0),
         ])
 
@@ -222,7 +222,7 @@ class CoTrainer(PretrainHooks):
             NonFiniteGuardCallback(cfg.max_skipped_updates),
             EnvStatsCallback(cfg.sampler.direction),
             self.motion_curve,
-            MaskImageCallback(cfg.image_every, self.out / "images"),
+            MaskImageCallback(cfg.image_every, self.out / "images", offset=self.warmup_done),
             CheckpointEveryCallback(cfg.checkpoint_every, self.save),
             ProgressCallback(self.progress, offset=self.warmup_done),
         ])

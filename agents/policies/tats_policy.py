@@ -115,6 +115,11 @@ class TATSPolicy(ActorCriticPolicy):
         features = self.extract_features(torch.as_tensor(obs, device=self.device))
         return self.token_scores(self.mlp_extractor.forward_actor(features))
 
+    @torch.no_grad()
+    def predict_mask_probs(self, obs: Tensor) -> Tensor:
+        """Each token's probability of being masked ``(B, N)`` under the policy's K-subset distribution."""
+        return KSubsetDistribution(self.predict_scores(obs), self.action_dist.k, validate=False).inclusion_probs()
+
     def _get_action_dist_from_latent(self, latent_pi: Tensor) -> Distribution:
         return self.action_dist.proba_distribution(self.token_scores(latent_pi))
 

@@ -119,6 +119,12 @@ class TokenTATSPolicy(TATSPolicy):
         self.rollout_inclusion = distribution.inclusion_probs().detach()
         return actions, self.value_net(latent_vf), distribution.log_prob(actions)
 
+    @torch.no_grad()
+    def predict_mask_probs(self, obs: Tensor) -> Tensor:
+        """Each token's probability of being masked ``(B, N)`` under the distribution the rollouts sample
+        (with the policy share: the policy's part and the uniform rest together)."""
+        return self._distribution(self.predict_scores(obs)).inclusion_probs()
+
     def _predict(self, observation: Tensor, deterministic: bool = False) -> Tensor:
         """Masks for ``predict`` from the same (share-aware) distribution the rollouts sample."""
         latent_pi = self.mlp_extractor.forward_actor(self.extract_features(observation))

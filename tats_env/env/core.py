@@ -314,17 +314,22 @@ class MaskingCore:
         return masker(self.batch["video"], self.spec, self.config.mask_ratio, generator=generator, **kwargs)
 
     def mask_image(self, mask: torch.Tensor | np.ndarray, scores: torch.Tensor | None = None,
-                   num_clips: int = 4) -> np.ndarray:
+                   num_clips: int = 4, probabilities: bool = False) -> np.ndarray:
         """A labelled HWC uint8 image of the current clips: frames, optional per-token scores as a heat map,
-        ``mask`` (B, N) (True = masked) and the MAE's reconstruction (:mod:`tats_env.visualize`)."""
-        from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_SCORES, label_grid, mask_reconstruction_grid
+        ``mask`` (B, N) (True = masked) and the MAE's reconstruction (:mod:`tats_env.visualize`).
+
+        ``probabilities``: ``scores`` are each token's probability of being masked, drawn on one fixed 0..1
+        scale with a colour bar (images comparable over a run); otherwise per clip min..max."""
+        from tats_env.visualize import (ROW_LABELS, ROW_LABELS_WITH_PROBS, ROW_LABELS_WITH_SCORES, label_grid,
+                                        mask_reconstruction_grid)
 
         if self.batch is None:
             raise RuntimeError("reset the env before drawing its masks")
         mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask, device=self.device).bool()
         image = mask_reconstruction_grid(self.engine.model, self.batch["video"], mask, num_clips,
-                                         foreground=self.batch.get("foreground"), scores=scores)
-        labels = ROW_LABELS if scores is None else ROW_LABELS_WITH_SCORES
+                                         foreground=self.batch.get("foreground"), scores=scores,
+                                         fixed_scale=probabilities)
+        labels = ROW_LABELS if scores is None else ROW_LABELS_WITH_PROBS if probabilities else ROW_LABELS_WITH_SCORES
         return label_grid(image, labels, min(num_clips, len(mask)))
 
     def step(self, actions: np.ndarray | torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:

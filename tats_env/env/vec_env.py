@@ -77,9 +77,10 @@ class VideoMaskingVecEnv(VecEnv):
         """A fixed masker's masks ``(B, N)`` bool for the current clips (:meth:`MaskingCore.fixed_masks`)."""
         return self.core.fixed_masks(masker, generator)
 
-    def mask_image(self, mask: Any, scores: torch.Tensor | None = None, num_clips: int = 4) -> np.ndarray:
+    def mask_image(self, mask: Any, scores: torch.Tensor | None = None, num_clips: int = 4,
+                   probabilities: bool = False) -> np.ndarray:
         """A labelled image of the current clips with ``mask`` and their reconstruction (:meth:`MaskingCore.mask_image`)."""
-        return self.core.mask_image(mask, scores, num_clips)
+        return self.core.mask_image(mask, scores, num_clips, probabilities)
 
     def state_dict(self) -> dict[str, Any]:
         """The env's learned state (MAE, optimizer, schedule, reward statistics, counters), for checkpoints."""
