@@ -17,11 +17,19 @@ from collections.abc import Sequence
 
 from agents.bench.matrix import BenchmarkConfig, BenchmarkResult, run_benchmark
 from tats_env.commandline import parse
+from tats_env.data import DataSourceError, check_data_source
 
 
 def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
     """Parse the command line, run the unfinished cells, write the report; exit 1 if a cell failed."""
-    result = run_benchmark(parse(BenchmarkConfig, argv))
+    cfg = parse(BenchmarkConfig, argv)
+    try:  # the data sources first: one error line before any cell starts
+        for split in dict.fromkeys((cfg.env.split, "val")):
+            check_data_source(cfg.env.data, split)
+    except DataSourceError as exc:
+        print(f"benchmark_algos.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    result = run_benchmark(cfg)
     for name, path in result.outputs.items():
         print(f"{name}: {path}")
     if result.failed:

@@ -12,16 +12,25 @@ TensorBoard events (tb/) and classifier.pt into ``--out``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from tats_env.commandline import parse
+from tats_env.data import DataSourceError, check_data_source
 from tats_env.downstream import FinetuneConfig, finetune
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv`` into a :class:`FinetuneConfig`, run it, print and return the metrics."""
     cfg = parse(FinetuneConfig, argv)
+    try:  # the data sources first: one error line before any model is built
+        check_data_source(cfg.data, "train", cfg.root, split_flag=None)
+        check_data_source(cfg.val_data or cfg.data, "val", cfg.root, flag="--val-data" if cfg.val_data else "--data",
+                          split_flag=None)
+    except DataSourceError as exc:
+        print(f"finetune.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     metrics = finetune(cfg)
     best = metrics["best"]
     print(f"{metrics['num_val_videos']} val videos x {metrics['views'][0]}x{metrics['views'][1]} views: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import torch
 import tats_env.data.dataset as dataset_module
 from tats_env.config import VideoSpec, get_preset
 from tats_env.data.dataset import VideoClipDataset, build_dataset, collate_clips, make_dataloader
-from tats_env.data.listfile import VideoRecord, foreground_path, read_list_file
+from tats_env.data.listfile import VideoRecord, foreground_path, list_video_folder, read_list_file
 from tats_env.data.synthetic import SyntheticConfig, ensure_synthetic_dataset, write_mp4
 from tats_env.data.transforms import denormalize
 
@@ -298,3 +300,71 @@ def test_ffmpeg_decoder_messages_are_silenced(tmp_path: Path, capfd: pytest.Capt
         dataset_module.set_decoder_log_level()
     with pytest.raises(ValueError, match="unknown FFmpeg log level 'loud'"):
         dataset_module.set_decoder_log_level("loud")
+
+
+def _junk_videos(folder: Path, count: int) -> list[VideoRecord]:
+    """``count`` undecodable ``.mp4`` files (random bytes)."""
+    rng = np.random.default_rng(1)
+    records = []
+    for i in range(count):
+        path = folder / f"junk{i:02d}.mp4"
+        path.write_bytes(rng.bytes(4000))
+        records.append(VideoRecord(path, 0))
+    return records
+
+
+def test_twenty_bad_videos_in_a_row_never_kill_a_clip_while_a_good_one_exists(tmp_path: Path) -> None:
+    """The old fixed 10 retries failed with 20 bad videos and 1 good one; retries now cover the whole list."""
+    records = [*_junk_videos(tmp_path, 20), VideoRecord(DATA / "pens.mp4", 3)]
+    for seed in range(5):
+        ds = VideoClipDataset(records, SPEC, train=True, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            items = [ds[i] for i in range(len(ds))]
+        assert all(it["index"] == 20 and int(it["label"]) == 3 for it in items)
+        assert sum(it["skipped"] for it in items) >= 20  # every bad video stepped over (once, then known bad)
+        assert ds.bad_files == {r.path for r in records[:20]}
+
+
+def test_no_good_video_left_says_how_many_are_bad_out_of_how_many(tmp_path: Path) -> None:
+    from tats_env.data import NoUsableVideoError
+
+    records = _junk_videos(tmp_path, 25)
+    ds = VideoClipDataset([*records, records[0]], SPEC, train=True)  # one video listed twice is one video
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(NoUsableVideoError) as info:
+            ds[3]
+    first, *listed = str(info.value).splitlines()
+    assert first.startswith("no usable video left: 25 of 25 videos are bad")
+    assert len(listed) == 11 and listed[-1].strip() == "... and 15 more"  # capped, not 25 lines
+
+
+def test_clip_stream_reports_no_usable_video_from_a_worker_without_its_traceback(tmp_path: Path) -> None:
+    from tats_env.data import NoUsableVideoError
+    from tats_env.env.clips import ClipStream
+
+    stream = ClipStream(VideoClipDataset(_junk_videos(tmp_path, 4), SPEC, train=True), batch_size=2,
+                        num_workers=1, prefetch=False)
+    try:
+        with pytest.raises(NoUsableVideoError) as info:
+            stream.next()
+    finally:
+        stream.close()
+    message = str(info.value)
+    assert message.startswith("no usable video left: 4 of 4 videos are bad") and "Traceback" not in message
+
+
+def test_a_video_whose_name_is_not_utf8_is_decoded_not_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    odd = Path(os.fsdecode(bytes(folder) + b"/caf\xe9.mp4"))  # Latin-1 bytes: kept as a surrogate by Python
+    shutil.copy(DATA / "pens.mp4", odd)
+    [record] = list_video_folder(folder)
+    assert record.path == odd
+    ds = VideoClipDataset([record, VideoRecord(DATA / "pens.mp4", 0)], SPEC, train=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a skip would warn
+        item = ds[0]
+    assert item["index"] == 0 and item["skipped"] == 0 and not ds.bad_files
+    torch.testing.assert_close(item["video"], ds[1]["video"])  # the same pixels as the file under an ASCII name

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tats_env.data.listfile import (
+    MAX_LABEL,
+    DataSourceError,
     VideoRecord,
     folder_class_names,
     foreground_path,
@@ -130,3 +132,34 @@ def test_resolve_records_dispatches_on_file_or_folder(tmp_path: Path) -> None:
 
 def test_foreground_path_convention() -> None:
     assert foreground_path("/d/clip.v2.mp4") == Path("/d/clip.v2.fg.npz")
+
+
+def test_list_errors_are_one_line_and_labels_are_bounded(tmp_path: Path) -> None:
+    listing = _write(tmp_path / "labels.txt", f"a.mp4 {MAX_LABEL}\nb.mp4 {MAX_LABEL + 1}\nc.mp4 {10**23}\n")
+    with pytest.raises(DataSourceError) as info:
+        read_list_file(listing)
+    message = str(info.value)
+    assert "\n" not in message and str(listing) in message
+    assert f"line 2: label {MAX_LABEL + 1} above {MAX_LABEL}" in message and "line 3: label 1" in message
+    assert "line 1" not in message
+
+
+def test_a_binary_file_given_as_a_list_is_named_in_one_short_line(tmp_path: Path) -> None:
+    video = tmp_path / "clip.MP4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    with pytest.raises(DataSourceError, match=r"clip.MP4 is a video, not a list file"):
+        read_list_file(video)
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(b"x 1\n" * 3 + b"\xff\xfe junk")
+    with pytest.raises(DataSourceError, match=r"weights.bin is not UTF-8 text \(line 4: byte 0xff\)"):
+        read_list_file(blob)
+    many = _write(tmp_path / "many.txt", "".join(f"v{i}.mp4 x\n" for i in range(40)))
+    with pytest.raises(DataSourceError) as info:
+        read_list_file(many)
+    assert "40 bad line(s)" in str(info.value) and "; and 30 more" in str(info.value)
+    assert len(str(info.value)) < 1000
+
+
+def test_an_empty_list_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataSourceError, match=r"empty.txt lists no videos"):
+        read_list_file(_write(tmp_path / "empty.txt", "# header only\n\n"))

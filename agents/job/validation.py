@@ -3,7 +3,7 @@
 tyro already refuses values of the wrong type and names outside a ``Literal``. The range of
 each field is checked by its own config (:mod:`tats_env.checks`: ``field_problems``);
 :func:`validate_train_config` collects those, adds the rules that tie options together
-(preset, device, data path, a minibatch larger than its rollout, a direction the sampler cannot
+(preset, device, data source and split, a minibatch larger than its rollout, a direction the sampler cannot
 learn, torchrun for a sampler that cannot average its updates, ...) and raises one
 :class:`ConfigError` listing every problem, each naming its option, before data is loaded or a
 model is built.
@@ -12,7 +12,6 @@ model is built.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +21,7 @@ from agents.registry import SAMPLERS, sampler_env_config
 from tats_env.checks import config_problems
 from tats_env.commandline import field_flags
 from tats_env.config import PRESETS
+from tats_env.data.source import DataSourceError, check_data_source
 
 __all__ = ["ConfigError", "validate_train_config", "check_device", "flag_problems"]
 
@@ -87,9 +87,10 @@ def _cross_field_problems(cfg: Any) -> Iterator[str]:
     device_problem = check_device(cfg.device)
     if device_problem:
         yield f"--device {cfg.device}: {device_problem}"
-    data = str(cfg.env.data)
-    if data != "synthetic" and not Path(data).expanduser().exists():
-        yield f"--data {data}: no such file or folder (give 'synthetic', a list file or a folder of videos)"
+    try:
+        check_data_source(cfg.env.data, cfg.env.split)
+    except DataSourceError as exc:
+        yield str(exc)
     spec = SAMPLERS.get(cfg.method)
     if spec is None or not spec.learned:
         yield f"--method {cfg.method}: not a learned sampler of the registry"

@@ -1,7 +1,8 @@
 """The video data layer: list files, clip sampling, transforms, datasets and the synthetic data.
 
 ``build_dataset(data, spec, split)`` is the usual entry point; ``data`` is ``"synthetic"``, a
-``path label`` list file or a folder of videos.
+``path label`` list file or a folder of videos. ``check_data_source(data, split)`` checks the same
+source up front (no decoding) and raises a one-line ``DataSourceError``.
 
 The torch-, decord- and PyAV-based parts are imported on first use, so the list-file and
 sampling helpers (and ``python -m tats_env.data.synthetic``) start without importing torch.
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from tats_env.data.listfile import (
     FOREGROUND_SUFFIX,
+    MAX_LABEL,
     VIDEO_EXTENSIONS,
+    DataSourceError,
     VideoRecord,
     folder_class_names,
     foreground_path,
@@ -22,6 +25,7 @@ from tats_env.data.listfile import (
     read_list_file,
     resolve_records,
 )
+from tats_env.data.source import check_data_source, data_source
 from tats_env.data.sampling import (
     TooShortError,
     k400_indices,
@@ -33,6 +37,7 @@ from tats_env.data.sampling import (
 if TYPE_CHECKING:
     from tats_env.data.dataset import (
         BadVideoError,
+        NoUsableVideoError,
         VideoClipDataset,
         build_dataset,
         collate_clips,
@@ -61,7 +66,8 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     **dict.fromkeys(
-        ["BadVideoError", "VideoClipDataset", "build_dataset", "collate_clips", "make_dataloader", "seed_worker"],
+        ["BadVideoError", "NoUsableVideoError", "VideoClipDataset", "build_dataset", "collate_clips",
+         "make_dataloader", "seed_worker"],
         "tats_env.data.dataset",
     ),
     **dict.fromkeys(
@@ -85,7 +91,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = sorted([
-    "FOREGROUND_SUFFIX", "TooShortError", "VIDEO_EXTENSIONS", "VideoRecord", "folder_class_names",
+    "DataSourceError", "FOREGROUND_SUFFIX", "MAX_LABEL", "TooShortError", "VIDEO_EXTENSIONS", "VideoRecord",
+    "check_data_source", "data_source", "folder_class_names",
     "foreground_path", "k400_indices", "list_video_folder", "multi_view_indices", "read_list_file",
     "resolve_records", "sample_indices", "ssv2_indices", *_LAZY,
 ])

@@ -4,7 +4,11 @@ Videos are opened with decord inside ``__getitem__`` (never in ``__init__``), so
 workers can fork safely. Missing, corrupt and too-short videos are warned about once per
 process, remembered in ``dataset.bad_files``, and replaced by another randomly drawn video;
 each item reports in ``"skipped"`` how many bad videos it stepped over and in ``"bad_videos"``
-which ones (path -> reason), so a consumer can count distinct videos. Retries are bounded.
+which ones (path -> reason), so a consumer can count distinct videos. By default the replacement
+draws go on while any video not yet found bad is left (a known bad video is never drawn again, so
+an item costs at most one failed open per bad video); when none is left,
+:class:`NoUsableVideoError` says how many videos are bad out of how many. File names that are
+not valid UTF-8 (decord hands names to FFmpeg as UTF-8) are opened through an ASCII-named link.
 
 FFmpeg's own decoder messages (``[h264 @ ...] error while decoding ...``, hundreds per damaged
 file) are silenced when this module is imported: a bad video surfaces as one Python warning
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from tats_env.config import VideoSpec
 from tats_env.data.listfile import VideoRecord, foreground_path, resolve_records
+from tats_env.data.source import data_source
 from tats_env.data.sampling import TooShortError, multi_view_indices, sample_indices
 from tats_env.data.transforms import EvalTransform, TrainTransform, apply_crop, normalize
 
@@ -55,6 +61,32 @@ set_decoder_log_level()
 
 class BadVideoError(RuntimeError):
     """A video (or its foreground file) cannot be used; the message says why."""
+
+
+class NoUsableVideoError(RuntimeError):
+    """Every video of a dataset is unusable (missing, corrupt or too short); the message's first line
+    says how many videos are bad out of how many."""
+
+
+_SHOWN_TRIED = 10  # files named in a retry error; a dataset of thousands of bad videos would flood it
+
+
+def open_video(path: Path) -> decord.VideoReader:
+    """A one-thread CPU decord reader of ``path``, also when its name is not valid UTF-8.
+
+    decord hands the name to FFmpeg as UTF-8 text, so a name holding other bytes (Python keeps them
+    as surrogates) cannot be passed; such a file is opened through a symbolic link with an ASCII
+    name, removed again once FFmpeg holds the file open.
+    """
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="tats-video-") as folder:
+            link = os.path.join(folder, "video" + (path.suffix if path.suffix.isascii() else ""))
+            os.symlink(os.path.abspath(path), link)
+            return decord.VideoReader(link, num_threads=1, ctx=decord.cpu(0))
+    return decord.VideoReader(name, num_threads=1, ctx=decord.cpu(0))
 
 
 def _describe(exc: BaseException) -> str:
@@ -85,7 +117,9 @@ class VideoClipDataset(Dataset):
             repeat gets its own temporal window and crop.
         seed: base seed; each process (and DataLoader worker) derives its own generator.
         min_frames: shortest usable video; defaults to ``spec.num_frames``.
-        max_retries: replacement draws after a bad video before ``RuntimeError``.
+        max_retries: at most this many replacement draws after a bad video, then ``RuntimeError``;
+            None (the default) draws until a usable video is found or every video has been found
+            bad (then :class:`NoUsableVideoError`, naming how many of how many).
         temporal_views, spatial_views: eval only; ``V = temporal * spatial`` views per video.
         short_side: eval short-side resize target (defaults to ``spec.image_size``).
         flip_prob: horizontal flip chance in training (default 0: flips swap left/right
@@ -103,7 +137,7 @@ class VideoClipDataset(Dataset):
         seed: int = 0,
         *,
         min_frames: int | None = None,
-        max_retries: int = 10,
+        max_retries: int | None = None,
         temporal_views: int = 1,
         spatial_views: int = 1,
         short_side: int | None = None,
@@ -121,8 +155,8 @@ class VideoClipDataset(Dataset):
             raise ValueError("num_repeats > 1 is for training; use temporal_views/spatial_views for eval")
         if train and temporal_views * spatial_views > 1:
             raise ValueError("temporal_views/spatial_views are eval settings; pass train=False")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0 or None, got {max_retries}")
         self.records = list(records)
         self.spec, self.train, self.sampling = spec, train, sampling
         self.num_repeats, self.seed, self.max_retries = num_repeats, seed, max_retries
@@ -168,7 +202,7 @@ class VideoClipDataset(Dataset):
         tried: list[str] = []
         bad: dict[str, str] = {}
         current = index
-        for _ in range(self.max_retries + 1):
+        while True:
             record = self.records[current]
             if record.path in self.bad_files:
                 tried.append(f"{record.path} (known bad)")
@@ -176,10 +210,7 @@ class VideoClipDataset(Dataset):
                 try:
                     item = self._load(record, rng)
                 except BadVideoError as exc:
-                    self.bad_files.add(record.path)
-                    self.bad_reasons[record.path] = str(exc)
-                    if self.warn_bad_videos:
-                        warnings.warn(f"skipping video {record.path}: {exc}", RuntimeWarning, stacklevel=2)
+                    self._mark_bad(record.path, str(exc))
                     tried.append(f"{record.path} ({exc})")
                 else:
                     item["index"] = current
@@ -189,12 +220,41 @@ class VideoClipDataset(Dataset):
             bad[str(record.path)] = self.bad_reasons.get(record.path, "unusable")
             nxt = self._other_index(rng, {index, current})
             if nxt is None:
-                break
+                raise NoUsableVideoError(self._none_left(tried))
+            if self.max_retries is not None and len(tried) > self.max_retries:
+                raise RuntimeError(
+                    f"could not load a usable clip for index {index} after {len(tried)} attempt(s) "
+                    f"(max_retries={self.max_retries}; {self._bad_count()} of {self._video_count()} videos "
+                    f"found bad so far); files tried:{self._listing(tried)}"
+                )
             current = nxt
-        raise RuntimeError(
-            f"could not load a usable clip for index {index} after {len(tried)} attempt(s) "
-            f"(max_retries={self.max_retries}); files tried:\n  " + "\n  ".join(tried)
-        )
+
+    def _mark_bad(self, path: Path, reason: str) -> None:
+        """Remember ``path`` as unusable (and warn once, unless the consumer reports bad videos itself)."""
+        self.bad_files.add(path)
+        self.bad_reasons[path] = reason
+        if self.warn_bad_videos:
+            warnings.warn(f"skipping video {path}: {reason}", RuntimeWarning, stacklevel=3)
+
+    def _video_count(self) -> int:
+        """Distinct videos of the dataset (a list may name one file twice)."""
+        return len({r.path for r in self.records})
+
+    def _bad_count(self) -> int:
+        """Distinct videos of the dataset found bad in this process."""
+        return len({r.path for r in self.records} & self.bad_files)
+
+    @staticmethod
+    def _listing(tried: Sequence[str]) -> str:
+        """The first files tried, one per indented line."""
+        more = [f"... and {len(tried) - _SHOWN_TRIED} more"] if len(tried) > _SHOWN_TRIED else []
+        return "".join(f"\n  {line}" for line in [*tried[:_SHOWN_TRIED], *more])
+
+    def _none_left(self, tried: Sequence[str]) -> str:
+        """The :class:`NoUsableVideoError` message: how many videos are bad of how many, then the files tried."""
+        total = self._video_count()
+        return (f"no usable video left: {self._bad_count()} of {total} videos are bad (missing, corrupt or too "
+                f"short; each was tried once and skipped); files tried for this clip:{self._listing(tried)}")
 
     def _other_index(self, rng: np.random.Generator, exclude: set[int]) -> int | None:
         """A random index not in ``exclude`` whose file is not known bad, or None if none is left."""
@@ -225,7 +285,7 @@ class VideoClipDataset(Dataset):
         if not path.is_file():
             raise BadVideoError("file not found")
         try:
-            reader = decord.VideoReader(str(path), num_threads=1, ctx=decord.cpu(0))
+            reader = open_video(path)
             num_video_frames = len(reader)
         except Exception as exc:  # decord raises DECORDError/RuntimeError for unreadable files
             raise BadVideoError(f"cannot open video ({_describe(exc)})") from None
@@ -388,9 +448,15 @@ def build_dataset(
 
     * ``"synthetic"``: the embedded motion dataset (generated on first use by
       :func:`~tats_env.data.synthetic.ensure_synthetic_dataset`), its ``<split>.txt``.
-    * a folder holding ``<split>.txt``: that list file (e.g. a synthetic dataset elsewhere).
+    * a folder holding ``<split>.txt``: that list file (e.g. a synthetic dataset elsewhere); a
+      folder holding other split lists but not this one is an error.
     * any other folder: every video in it (labels from class subfolders).
     * a file: a ``path label`` list file; ``root`` is the base of its relative paths.
+
+    Raises:
+        DataSourceError: an unknown split, a malformed or empty list file, a folder without videos
+            (see :func:`~tats_env.data.source.check_data_source`, which checks the same up front).
+        FileNotFoundError: ``data`` does not exist.
 
     ``train`` defaults to ``split == "train"``. ``synthetic_config`` (a
     :class:`~tats_env.data.synthetic.SyntheticConfig`) sizes the synthetic dataset. Remaining
@@ -398,15 +464,9 @@ def build_dataset(
     """
     if train is None:
         train = split == "train"
-    if str(data) == "synthetic":
+    source = data_source(data, split)
+    if source is None:
         from tats_env.data.synthetic import ensure_synthetic_dataset
 
-        source: Path = ensure_synthetic_dataset(config=synthetic_config) / f"{split}.txt"
-    else:
-        source = Path(data).expanduser()
-        if source.is_dir() and (source / f"{split}.txt").is_file():
-            source = source / f"{split}.txt"
-    records = resolve_records(source, root=root)
-    if not records:
-        raise ValueError(f"{source} lists no videos")
-    return VideoClipDataset(records, spec, train=train, **kwargs)
+        source = ensure_synthetic_dataset(config=synthetic_config) / f"{split}.txt"
+    return VideoClipDataset(resolve_records(source, root=root), spec, train=train, **kwargs)

@@ -8,7 +8,8 @@ A list file follows the VideoMAE / UCF101 convention, one video per line::
 
 Fields are separated by whitespace, or by a single tab when the path itself contains spaces.
 Relative paths are resolved against the list file's folder, or against ``root`` when given.
-A malformed file is rejected up front with one :class:`ValueError` naming every bad line.
+A malformed file (bad lines, no lines, not UTF-8 text, a video given as the list) is rejected up
+front with one single-line :class:`DataSourceError` (a ``ValueError``) naming the file and its bad lines.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".
 
 FOREGROUND_SUFFIX = ".fg.npz"
 """Suffix of a video's optional foreground-mask file, replacing the video's extension."""
+
+MAX_LABEL = 99_999
+"""Largest class label a list file may hold (a classifier head gets ``max label + 1`` outputs)."""
+
+LIST_FORMAT = f"expected 'path label' per line, space or tab separated, label an integer in [0, {MAX_LABEL}]"
+"""What a list-file line must look like, as the error messages say it."""
+
+_SHOWN_BAD_LINES = 10  # a binary file has thousands of bad "lines"; the message names the first ones
+
+
+class DataSourceError(ValueError):
+    """A data source (list file, video folder, split) cannot be used; the one-line message names the file
+    (and line) and says what was expected."""
 
 
 def foreground_path(video: str | os.PathLike[str]) -> Path:
@@ -67,7 +81,24 @@ def _parse_line(text: str) -> tuple[str, int]:
         raise ValueError(f"non-integer label {label_text!r}") from None
     if label < 0:
         raise ValueError(f"negative label {label}")
+    if label > MAX_LABEL:
+        raise ValueError(f"label {label} above {MAX_LABEL}")
     return path, label
+
+
+def _list_lines(list_path: Path) -> list[str]:
+    """The lines of a list file; :class:`DataSourceError` for a video or a file that is not UTF-8 text."""
+    if list_path.suffix.lower() in VIDEO_EXTENSIONS:
+        raise DataSourceError(f"{list_path} is a video, not a list file ({LIST_FORMAT}); "
+                              "to use videos directly, give the folder that holds them")
+    data = list_path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataSourceError(f"list file {list_path} is not UTF-8 text (line {line}: byte 0x{data[exc.start]:02x}); "
+                              f"{LIST_FORMAT}") from None
+    return text.split("\n")  # not splitlines(): its extra separators (\f, \x1c, ...) would shift line numbers
 
 
 def read_list_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[VideoRecord]:
@@ -84,8 +115,9 @@ def read_list_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | 
 
     Raises:
         FileNotFoundError: the list file does not exist.
-        ValueError: one or more malformed lines; the message names the file and every bad
-            line number with its reason (missing label, non-integer label, negative label, ...).
+        DataSourceError: a one-line message naming the file and, for malformed lines, each bad
+            line number with its reason (missing label, non-integer label, negative or too large
+            label, ...); also for a file that is not UTF-8 text, a video file, or a list of no videos.
     """
     list_path = Path(path).expanduser()
     if not list_path.is_file():
@@ -93,25 +125,27 @@ def read_list_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | 
     base = Path(root).expanduser() if root is not None else list_path.parent
     records: list[VideoRecord] = []
     errors: list[str] = []
-    with list_path.open(encoding="utf-8-sig") as handle:
-        for number, raw in enumerate(handle, start=1):
-            text = raw.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                video, label = _parse_line(text)
-            except ValueError as exc:
-                errors.append(f"  line {number}: {exc}")
-                continue
-            video_path = Path(video).expanduser()
-            if not video_path.is_absolute():
-                video_path = base / video_path
-            records.append(VideoRecord(path=video_path, label=label, line=number))
+    for number, raw in enumerate(_list_lines(list_path), start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            video, label = _parse_line(text)
+        except ValueError as exc:
+            errors.append(f"line {number}: {exc}")
+            continue
+        video_path = Path(video).expanduser()
+        if not video_path.is_absolute():
+            video_path = base / video_path
+        records.append(VideoRecord(path=video_path, label=label, line=number))
     if errors:
-        raise ValueError(
-            f"malformed list file {list_path} ({len(errors)} bad line(s); expected 'path label' "
-            "per line, space or tab separated, label a non-negative integer):\n" + "\n".join(errors)
+        shown = "; ".join(errors[:_SHOWN_BAD_LINES])
+        more = f"; and {len(errors) - _SHOWN_BAD_LINES} more" if len(errors) > _SHOWN_BAD_LINES else ""
+        raise DataSourceError(
+            f"malformed list file {list_path}: {len(errors)} bad line(s): {shown}{more} ({LIST_FORMAT})"
         )
+    if not records:
+        raise DataSourceError(f"list file {list_path} lists no videos ({LIST_FORMAT})")
     return records
 
 
@@ -125,7 +159,7 @@ def list_video_folder(folder: str | os.PathLike[str]) -> list[VideoRecord]:
 
     Raises:
         FileNotFoundError: ``folder`` is not a directory.
-        ValueError: no videos were found, or videos sit both directly in ``folder`` and in
+        DataSourceError: no videos were found, or videos sit both directly in ``folder`` and in
             class subfolders (their labels would be ambiguous); the message names them.
     """
     top = Path(folder).expanduser()
@@ -139,14 +173,14 @@ def list_video_folder(folder: str | os.PathLike[str]) -> list[VideoRecord]:
         and not any(part.startswith(".") for part in p.relative_to(top).parts)
     )
     if not videos:
-        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found under {top}")
+        raise DataSourceError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found under {top}")
     loose = [p for p in videos if p.parent == top]
     nested = [p for p in videos if p.parent != top]
     if not nested:
         return [VideoRecord(path=p, label=0) for p in videos]
     if loose:
         shown = ", ".join(p.name for p in loose[:5]) + (" ..." if len(loose) > 5 else "")
-        raise ValueError(
+        raise DataSourceError(
             f"{top} mixes class subfolders with {len(loose)} video(s) directly inside it "
             f"({shown}); move them into a class folder or use a list file"
         )

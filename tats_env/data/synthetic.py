@@ -40,11 +40,12 @@ from tqdm.auto import tqdm
 
 from tats_env.data.listfile import foreground_path, read_list_file
 from tats_env.data.render import MOTIONS, render_clip
+from tats_env.data.source import SYNTHETIC_SPLITS
 
 GENERATOR_VERSION = 3
 """Bumped whenever rendering or encoding changes, so cached datasets are regenerated."""
 _GENERATOR = "tats_env.data.synthetic"
-SPLITS: tuple[str, ...] = ("train", "val")
+SPLITS: tuple[str, ...] = SYNTHETIC_SPLITS
 # Frame widths (among even sizes 16..256) whose mp4s decord 0.6 cannot return ("size must exactly match").
 _DECORD_BAD_WIDTHS = frozenset({16, 24, 48, 72})
 

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler, RandomSampler, Sampler, WeightedRandomSampler
 
-from tats_env.data import VideoClipDataset, make_dataloader
+from tats_env.data import NoUsableVideoError, VideoClipDataset, make_dataloader
 
 __all__ = ["ClipStream", "process_shard", "shard_seed"]
 
@@ -40,6 +40,14 @@ def shard_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([int(seed) % 2**63, int(rank)]).generate_state(1)[0])
 
 
+def _worker_message(exc: BaseException) -> str:
+    """The message an exception was raised with, without the worker traceback that a DataLoader
+    worker's exception carries in its text (``Caught X in DataLoader worker ... Original Traceback ...``)."""
+    text = str(exc)
+    marker = f"{type(exc).__name__}: "
+    return text.split(marker, 1)[1] if text.startswith("Caught ") and marker in text else text
+
+
 class ClipStream:
     """Batches of exactly ``batch_size`` clips from a dataset, reshuffled every epoch, forever.
 
@@ -47,7 +55,9 @@ class ClipStream:
     seed yields the same clips. A dataset smaller than the batch is sampled with replacement.
     ``bad_videos`` holds every distinct bad video the dataset stepped over so far, from every
     worker (path -> reason), and ``skipped`` counts them; each is warned about once, here (the
-    dataset's own per-process warnings are switched off, so workers do not repeat them).
+    dataset's own per-process warnings are switched off, so workers do not repeat them). The stream
+    goes on while any usable video is left; when none is, :meth:`next` raises
+    :class:`~tats_env.data.NoUsableVideoError` (how many videos are bad of how many, also from a worker).
 
     ``num_replicas`` / ``rank`` shard the videos across processes (default: the ``torch.distributed``
     process group when one is initialised, else one shard); every rank must seed its stream with
@@ -137,6 +147,12 @@ class ClipStream:
                 warnings.warn(f"skipping video {path}: {reason}", RuntimeWarning, stacklevel=3)
 
     def _load(self) -> dict[str, Any]:
+        try:
+            return self._next_batch()
+        except NoUsableVideoError as exc:
+            raise NoUsableVideoError(_worker_message(exc)) from None
+
+    def _next_batch(self) -> dict[str, Any]:
         for _ in range(2):
             if self._iterator is None:
                 sampler = getattr(self.loader, "sampler", None)
