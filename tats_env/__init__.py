@@ -1,8 +1,9 @@
 """tats-env: token masking for masked video modelling, framed as a Gymnasium environment.
 
 ``gym.make("TATS/VideoMasking-v0", data="synthetic", preset="tiny", mask_ratio=0.9)`` gives one
-clip per episode; :func:`make_vec_env` gives the batched SB3 ``VecEnv`` (one MAE update per
-step for all sub-envs).
+clip per episode; ``gym.make_vec("TATS/VideoMasking-v0", num_envs=8, ...)`` the batched gymnasium
+``VectorEnv`` and :func:`make_vec_env` the batched SB3 ``VecEnv`` (both: one MAE shared by all
+sub-envs, one MAE update per step).
 """
 
 import gymnasium as _gym
@@ -12,12 +13,14 @@ from tats_env.env import (
     CoTrainingEngine,
     EngineConfig,
     EnvConfig,
+    BatchedKOfNMask,
     KOfNMask,
     RewardConfig,
     TopKScoreAction,
     TopKScoreVecAction,
     VideoMaskingEnv,
     VideoMaskingVecEnv,
+    VideoMaskingVectorEnv,
     make_vec_env,
     score_actions,
 )
@@ -28,11 +31,13 @@ from tats_env.mae import FeatureEncoder
 ENV_ID = "TATS/VideoMasking-v0"
 
 if ENV_ID not in _gym.registry:
-    _gym.register(id=ENV_ID, entry_point="tats_env.env.masking_env:VideoMaskingEnv", nondeterministic=True)
+    _gym.register(id=ENV_ID, entry_point="tats_env.env.masking_env:VideoMaskingEnv",
+                  vector_entry_point="tats_env.env.vector_env:VideoMaskingVectorEnv", nondeterministic=True)
 
 __all__ = [
     "ENV_ID", "MAEConfig", "PRESETS", "VideoSpec", "get_preset", "CoTrainingEngine", "EngineConfig",
-    "EnvConfig", "KOfNMask", "RewardConfig", "TopKScoreAction", "TopKScoreVecAction", "VideoMaskingEnv", "VideoMaskingVecEnv",
+    "EnvConfig", "BatchedKOfNMask", "KOfNMask", "RewardConfig", "TopKScoreAction", "TopKScoreVecAction", "VideoMaskingEnv",
+    "VideoMaskingVecEnv", "VideoMaskingVectorEnv",
     "make_vec_env", "score_actions", "FeatureEncoder", "export_encoder", "load_encoder",
 ]
 __version__ = "0.1.0"

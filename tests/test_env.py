@@ -13,6 +13,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 import tats_env
 from tats_env import TopKScoreAction, TopKScoreVecAction, make_vec_env, score_actions
 from tats_env.env import KOfNMask, RewardConfig
+from tats_env.visualize import ROW_LABELS, label_grid, mask_reconstruction_grid
 
 
 def _actions(vec, seed=0):
@@ -200,3 +201,38 @@ def test_real_clip_list_file(real_list_file):
     _, rewards, _, infos = vec.step(_actions(vec))
     assert np.isfinite(rewards).all()
     assert "motion_precision" not in infos[0]  # real clips carry no foreground masks
+
+
+def test_single_env_renders_its_mask_image_and_passes_the_render_check(synthetic_root):
+    env = gym.make(tats_env.ENV_ID, data=str(synthetic_root), render_mode="rgb_array")
+    assert env.metadata["render_modes"] == ["rgb_array"]
+    gym_check_env(env.unwrapped)  # renders after reset too
+    env.reset(seed=0)
+    before = env.render()
+    env.step(env.action_space.sample())
+    image = env.render()
+    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+    assert image.shape == before.shape and not np.array_equal(image, before)
+    plain = gym.make(tats_env.ENV_ID, data=str(synthetic_root))
+    plain.reset()
+    assert plain.render() is None
+    with pytest.raises(ValueError, match="render_mode 'video' is not supported"):
+        tats_env.VideoMaskingEnv(data=str(synthetic_root), render_mode="video")
+
+
+def test_sb3_vec_env_renders_the_last_steps_masks(synthetic_root):
+    vec = make_vec_env(data=str(synthetic_root), num_envs=2, render_mode="rgb_array")
+    vec.reset()
+    clips, foreground = vec.core.batch["video"].clone(), vec.core.batch["foreground"].clone()
+    actions = _actions(vec)
+    vec.step(actions)
+    image = vec.render(mode="rgb_array")
+    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+    np.testing.assert_array_equal(vec.render(), image)
+    # drawn on the clips the masks were applied to, although step_wait has drawn the next ones since
+    assert not torch.equal(vec.core.batch["video"], clips)
+    mask = torch.from_numpy(actions).bool()
+    expected = label_grid(mask_reconstruction_grid(vec.engine.model, clips, mask, 4, foreground=foreground), ROW_LABELS, 2)
+    np.testing.assert_array_equal(image, expected)
+    with pytest.warns(UserWarning, match="render"):
+        assert make_vec_env(data=str(synthetic_root), num_envs=2).render(mode="rgb_array") is None

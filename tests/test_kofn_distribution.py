@@ -319,3 +319,52 @@ def test_log_prob_rejects_wrong_number_of_ones() -> None:
         torch.zeros(2, 6)
     )
     assert unchecked.log_prob(bad).shape == (2,)
+
+
+def _entropy_and_grad(dist: KSubsetDistribution, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distribution's entropy and its gradient w.r.t. ``scores`` (scores' .grad left untouched)."""
+    entropy = dist.entropy()
+    (grad,) = torch.autograd.grad(entropy.sum(), scores)
+    return entropy.detach(), grad
+
+
+@pytest.mark.parametrize("k", [3, 9])  # k = 9 of 12 takes the complement path
+@pytest.mark.parametrize("first", ["log_prob", "entropy"])
+def test_entropy_and_log_prob_after_backward_match_a_fresh_distribution(k: int, first: str) -> None:
+    """A backward() through the cached product tree frees its graph: later calls must rebuild it, not fail."""
+    scores = torch.randn(4, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(k)).requires_grad_()
+    dist = KSubsetDistribution(scores, k)
+    actions = dist.sample(torch.Generator().manual_seed(0))
+    used = dist.log_prob(actions) if first == "log_prob" else dist.entropy()
+    used.sum().backward()
+
+    entropy, grad = _entropy_and_grad(dist, scores)
+    fresh_entropy, fresh_grad = _entropy_and_grad(KSubsetDistribution(scores, k), scores)
+    torch.testing.assert_close(entropy, fresh_entropy)
+    torch.testing.assert_close(grad, fresh_grad)
+
+    dist.entropy().sum().backward()  # and again, after a second backward through the rebuilt tree
+    log_prob = dist.log_prob(actions)
+    (grad,) = torch.autograd.grad(log_prob.sum(), scores)
+    fresh = KSubsetDistribution(scores, k).log_prob(actions)
+    (fresh_grad,) = torch.autograd.grad(fresh.sum(), scores)
+    torch.testing.assert_close(log_prob.detach(), fresh.detach())
+    torch.testing.assert_close(grad, fresh_grad)
+
+
+def test_entropy_reuses_the_tree_of_log_prob_without_backward(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuild only follows a backward: log_prob then entropy (PPO's minibatch) builds the tree once."""
+    import agents.kofn.distribution as module
+
+    builds = []
+    real = module._product_tree
+
+    def counted(logits: torch.Tensor, k: int) -> list[torch.Tensor]:
+        builds.append(k)
+        return real(logits, k)
+
+    monkeypatch.setattr(module, "_product_tree", counted)
+    scores = torch.randn(2, 10, requires_grad=True)
+    dist = KSubsetDistribution(scores, 4)
+    (dist.log_prob(dist.sample()) + dist.entropy()).sum().backward()
+    assert len(builds) == 1

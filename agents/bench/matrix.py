@@ -52,10 +52,10 @@ from agents.registry import (
 )
 from tats_env.checks import config_problems
 from tats_env.commandline import config_to_dict
-from tats_env.config import MAEConfig, get_preset
+from tats_env.config import MAEConfig, VideoSpec, get_preset
 from tats_env.env import EnvConfig, VideoMaskingVecEnv
 from tats_env.timing import run_isolated
-from tats_env.downstream import ProbeConfig, ProtocolConfig, ShortRecipe, linear_probe, load_clipset
+from tats_env.downstream import ClipSet, ProbeConfig, ProtocolConfig, ShortRecipe, linear_probe, load_clipset
 from tats_env.downstream.protocol import short_finetune
 from tats_env.export import export_encoder, load_encoder
 from tats_env.utils import atomic_write_json, peak_rss_mb
@@ -138,8 +138,9 @@ class BenchmarkConfig:
     """LP-FT: the fine-tune's head starts as the probe (see ProtocolConfig.head_from_probe)."""
     run_finetune: bool = True
     """Fine-tune every cell's encoder after the probe (--no-run-finetune: probe only, the slow half skipped)."""
-    downstream_max_videos: int | None = None
-    """Use only the first train and val videos of --data for the probe and fine-tune (quick runs)."""
+    downstream_videos_per_class: int | None = None
+    """Use only the first train and val videos of each class of --data for the probe and fine-tune (quick runs;
+    every class stays in, however the lists are ordered)."""
     device: str = "cpu"
     """Torch device of every cell."""
     threads: int = 1
@@ -167,14 +168,14 @@ QUICK: dict[str, Any] = {
                       "decoder_embed_dim=16", "decoder_depth=1", "decoder_num_heads=2"),
     "total_clips": 16, "warmup_clips": 8, "num_envs": 4, "eval_clips": 8,
     "curve_points": 2, "curve_clips": 4, "probe": ProbeConfig(max_iter=20, batch_size=8),
-    "finetune": ShortRecipe(epochs=1, batch_size=4), "downstream_max_videos": 16, "jobs": 2,
+    "finetune": ShortRecipe(epochs=1, batch_size=4), "downstream_videos_per_class": 2, "jobs": 2,
 }
 
 # Fields that change a cell's result (besides the env and the method's hyperparameters); a finished cell is
 # reused only if they are unchanged.
 _RESULT_FIELDS = ("downstream", "mae_overrides", "total_clips", "warmup_clips", "warmup_masker", "num_envs",
                   "eval_mask_ratio", "eval_seed",
-                  "eval_clips", "probe", "finetune", "head_from_probe", "run_finetune", "downstream_max_videos",
+                  "eval_clips", "probe", "finetune", "head_from_probe", "run_finetune", "downstream_videos_per_class",
                   "device")
 
 
@@ -280,8 +281,15 @@ def _check_config(cfg: BenchmarkConfig) -> None:
     if cfg.sampler.direction != SamplerConfig.direction:
         raise ValueError(f"--direction {cfg.sampler.direction}: the benchmark runs every direction listed in "
                          "--directions (one row each); set that instead")
-    if cfg.downstream_max_videos is not None and cfg.downstream_max_videos < 1:
-        raise ValueError(f"downstream_max_videos must be >= 1 (or unset), got {cfg.downstream_max_videos}")
+    if cfg.downstream_videos_per_class is not None and cfg.downstream_videos_per_class < 1:
+        raise ValueError(f"downstream_videos_per_class must be >= 1 (or unset), got {cfg.downstream_videos_per_class}")
+
+
+def downstream_clipsets(cfg: BenchmarkConfig, spec: VideoSpec) -> tuple[ClipSet, ClipSet]:
+    """The train and val clips of the probe and fine-tune: one centre clip per video of ``cfg.env.data``, at most
+    ``downstream_videos_per_class`` videos of each class when set (list files are often sorted by class)."""
+    return (load_clipset(cfg.env.data, spec, "train", max_per_class=cfg.downstream_videos_per_class),
+            load_clipset(cfg.env.data, spec, "val", max_per_class=cfg.downstream_videos_per_class))
 
 
 def measure_downstream(cfg: BenchmarkConfig, export: Path, seed: int) -> dict[str, Any]:
@@ -292,9 +300,7 @@ def measure_downstream(cfg: BenchmarkConfig, export: Path, seed: int) -> dict[st
     ``probe_s`` and ``finetune_s``.
     """
     encoder = load_encoder(export)
-    spec = encoder.cfg.video
-    train, val = (load_clipset(cfg.env.data, spec, split, max_videos=cfg.downstream_max_videos)
-                  for split in ("train", "val"))
+    train, val = downstream_clipsets(cfg, encoder.cfg.video)
     num_classes = max(train.num_classes, val.num_classes)
     start = time.perf_counter()
     probe = linear_probe(encoder, train, val, cfg.probe, num_classes)

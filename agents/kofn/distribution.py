@@ -22,8 +22,11 @@ complement subset has the same probability. The distribution therefore works int
 
 Entropy ``H = log e_K - sum_i pi_i s_i`` needs the inclusion probabilities
 ``pi = d log e_K / d s``; they are taken with ``torch.autograd.grad(create_graph=True)`` so the
-entropy bonus itself has gradients (PPO then back-propagates through a double backward). Call
-``log_prob``/``entropy`` before ``backward()`` as usual, since the cached tree shares the graph.
+entropy bonus itself has gradients (PPO then back-propagates through a double backward). The
+tree is cached and shared by ``sample``, ``log_prob`` and ``entropy``; a ``backward()`` through it
+frees its graph, so the distribution then builds a fresh one on the next differentiable call
+(``log_prob`` or ``entropy`` after ``backward()`` gives the same values and gradients as a new
+distribution).
 
 Score range: the policy head should keep its scores bounded, e.g. ``c * tanh(raw / c)`` with
 ``c`` around 10. The distribution itself is tested to stay finite and exact for ``|s|`` up to
@@ -238,15 +241,42 @@ class KSubsetDistribution:
         self.num_tokens = scores.shape[-1]
         self._t, self._kc, self._flip, _ = _canonical(_as_float(scores), k)
         self._levels: list[Tensor] | None = None
+        # Shared with the tree's backward hook (a dict, not self, so the hook keeps no cycle through the tree).
+        self._graph_state = {"freed": False, "own_grad": False}
 
     def _needs_graph(self) -> bool:
         return torch.is_grad_enabled() and self._t.requires_grad
 
     def _tree(self) -> list[Tensor]:
-        """Product tree of the canonical scores, cached (shared by sampling and log_prob)."""
-        if self._levels is None or (self._needs_graph() and self._levels[-1].grad_fn is None):
+        """Product tree of the canonical scores, cached (shared by sampling, log_prob and entropy).
+
+        Rebuilt when a graph is needed and the cached tree has none, or when a ``backward()`` went through it
+        (which frees its saved tensors).
+        """
+        stale = self._levels is None or (self._needs_graph() and (self._levels[-1].grad_fn is None
+                                                                   or self._graph_state["freed"]))
+        if stale:
             self._levels = _product_tree(self._t, self._kc)
+            self._graph_state["freed"] = False
+            self._watch_backward(self._levels[0])
+        assert self._levels is not None
         return self._levels
+
+    def _watch_backward(self, leaves: Tensor) -> None:
+        """Flag the tree as freed when any backward other than :meth:`_pi_and_logz`'s own reaches its leaves.
+
+        Every gradient from the tree to the scores passes the leaf level, so its node runs in every backward
+        that may have freed the tree's saved tensors (a ``retain_graph=True`` backward only costs a rebuild).
+        """
+        if leaves.grad_fn is None:
+            return
+        state = self._graph_state
+
+        def mark_freed(*_: object) -> None:
+            if not state["own_grad"]:
+                state["freed"] = True
+
+        leaves.grad_fn.register_hook(mark_freed)
 
     def log_normalizer_shifted(self) -> Tensor:
         """``log e_k'`` of the canonical (complemented, shifted) scores, ``(B,)``."""
@@ -282,7 +312,11 @@ class KSubsetDistribution:
         """Canonical inclusion probabilities and ``log e_k'``, with the graph when needed."""
         if self._needs_graph():
             logz = self.log_normalizer_shifted()
-            (pi,) = torch.autograd.grad(logz.sum(), self._t, create_graph=True)
+            self._graph_state["own_grad"] = True  # create_graph=True keeps the tree: no rebuild needed
+            try:
+                (pi,) = torch.autograd.grad(logz.sum(), self._t, create_graph=True)
+            finally:
+                self._graph_state["own_grad"] = False
             return pi, logz
         # Values only: differentiate a detached copy (leaving inference mode if needed, since
         # inference tensors cannot be recorded by autograd).

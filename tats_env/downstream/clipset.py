@@ -14,6 +14,7 @@ and ``video_ids`` records which video it came from.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from tats_env.config import VideoSpec
 from tats_env.data import build_dataset, make_dataloader
+from tats_env.data.listfile import VideoRecord
 
 __all__ = ["ClipSet", "load_clipset"]
 
@@ -92,6 +94,17 @@ class ClipSet:
         return ClipSet(self.videos[index], self.labels[index], self.mean, self.std, self.video_ids[index])
 
 
+def _first_per_class(records: list[VideoRecord], limit: int) -> list[VideoRecord]:
+    """The first ``limit`` records of every label, in list order."""
+    seen: Counter[int] = Counter()
+    kept = []
+    for record in records:
+        if seen[record.label] < limit:
+            seen[record.label] += 1
+            kept.append(record)
+    return kept
+
+
 def _to_uint8(video: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
     """Undo the dataset's normalisation: float ``(..., C, T, H, W)`` -> uint8 0-255."""
     shape = (-1, 1, 1, 1)
@@ -107,20 +120,25 @@ def load_clipset(
     root: str | os.PathLike[str] | None = None,
     temporal_views: int = 1,
     max_videos: int | None = None,
+    max_per_class: int | None = None,
     num_workers: int = 0,
     progress: bool = False,
 ) -> ClipSet:
     """Decode every video of ``data`` (``"synthetic"``, a list file or a folder) into a :class:`ClipSet`.
 
     ``split`` picks ``<split>.txt`` for the synthetic data and folders holding list files;
-    ``max_videos`` keeps the first videos of the list (quick runs).
+    ``max_per_class`` keeps the first videos of each class (quick runs that still see every class, whatever
+    the list's order) and then ``max_videos`` the first videos of what is left.
     """
     if temporal_views < 1:
         raise ValueError(f"temporal_views must be >= 1, got {temporal_views}")
+    for name, value in (("max_videos", max_videos), ("max_per_class", max_per_class)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     dataset = build_dataset(data, spec, split, train=False, root=root, temporal_views=temporal_views)
+    if max_per_class is not None:
+        dataset.records = _first_per_class(dataset.records, max_per_class)
     if max_videos is not None:
-        if max_videos < 1:
-            raise ValueError(f"max_videos must be >= 1, got {max_videos}")
         dataset.records = dataset.records[:max_videos]
     loader = make_dataloader(dataset, batch_size=16, shuffle=False, num_workers=num_workers)
     videos, labels, ids = [], [], []

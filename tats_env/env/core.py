@@ -12,6 +12,7 @@ reward baseline, ``action_space.sample()``) come from a per-rank seed.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from collections.abc import Iterator
 from typing import Annotated, Any, Callable, Literal
@@ -89,6 +90,15 @@ class EnvConfig(FieldChecks):
             yield "seed", "must be in [0, 2**32 - 1]"
         if self.token_signal not in ("error", "progress"):
             yield "token_signal", "must be error or progress"
+
+
+def env_config_from_options(options: dict[str, Any], **given: Any) -> EnvConfig:
+    """An :class:`EnvConfig` from keyword options (``given`` first), ``TypeError`` naming unknown ones."""
+    fields = {f.name for f in dataclasses.fields(EnvConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise TypeError(f"unknown env options {unknown}; known: {sorted(fields)}")
+    return EnvConfig(**given, **options)
 
 
 def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -235,6 +245,10 @@ class MaskingCore:
         """The masks of the last step, kept for visualisation."""
         self.last_token_error: torch.Tensor | None = None
         """The last step's per-token error ``(B, N)`` on the engine's device (0 at visible tokens)."""
+        self.keep_step_clips = False
+        """Keep the last step's clips for :meth:`render_image` after the next :meth:`reset` (set by envs created
+        with ``render_mode="rgb_array"``; it holds one more batch of clips on the device)."""
+        self._step_batch: dict[str, Any] | None = None
         self.episodes = 0
         self._foreground_tokens: torch.Tensor | None = None
         self._mask_generator = torch.Generator(device=self.device).manual_seed(self.rank_seed(self.config.seed))
@@ -261,6 +275,8 @@ class MaskingCore:
 
     def reset(self) -> np.ndarray:
         """Draw B new clips; their token embeddings ``(B, N, D)`` as a fresh numpy array."""
+        if not self.keep_step_clips:
+            self._step_batch = None  # let the stepped clips go before the next ones are loaded
         batch = self.clips.next()
         batch["video"] = batch["video"].to(self.device, non_blocking=True)
         if "foreground" in batch:
@@ -320,16 +336,40 @@ class MaskingCore:
 
         ``probabilities``: ``scores`` are each token's probability of being masked, drawn on one fixed 0..1
         scale with a colour bar (images comparable over a run); otherwise per clip min..max."""
-        from tats_env.visualize import (ROW_LABELS, ROW_LABELS_WITH_PROBS, ROW_LABELS_WITH_SCORES, label_grid,
-                                        mask_reconstruction_grid)
+        from tats_env.visualize import ROW_LABELS, ROW_LABELS_WITH_PROBS, ROW_LABELS_WITH_SCORES
 
         if self.batch is None:
             raise RuntimeError("reset the env before drawing its masks")
-        mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask, device=self.device).bool()
-        image = mask_reconstruction_grid(self.engine.model, self.batch["video"], mask, num_clips,
-                                         foreground=self.batch.get("foreground"), scores=scores,
-                                         fixed_scale=probabilities)
         labels = ROW_LABELS if scores is None else ROW_LABELS_WITH_PROBS if probabilities else ROW_LABELS_WITH_SCORES
+        return self._draw(self.batch, mask, scores, num_clips, labels)
+
+    def render_image(self, num_clips: int = 4) -> np.ndarray:
+        """What the envs' ``render()`` returns: an HWC uint8 :meth:`mask_image` of the first ``num_clips`` clips of
+        the latest step with that step's masks (needs :attr:`keep_step_clips`, or no reset since the step).
+
+        Before the first step it shows the current clips under a uniformly random K-of-N mask (from a generator
+        of its own seeded with the env's seed, so no random stream of the env moves), in a row labelled
+        ``random mask``.
+        """
+        from tats_env.visualize import ROW_LABELS
+
+        if self.last_mask is not None and self._step_batch is not None:
+            return self._draw(self._step_batch, self.last_mask, None, num_clips, ROW_LABELS)
+        if self.batch is None:
+            raise RuntimeError("reset the env before rendering it")
+        generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        preview = random_mask(self.batch["video"], self.spec, self.config.mask_ratio, generator=generator)
+        return self._draw(self.batch, preview, None, num_clips, ("clip", "random mask", "reconstruction"))
+
+    def _draw(self, batch: dict[str, Any], mask: torch.Tensor | np.ndarray, scores: torch.Tensor | None,
+              num_clips: int, labels: tuple[str, ...]) -> np.ndarray:
+        """``batch``'s clips with ``mask``, labelled (:func:`tats_env.visualize.mask_reconstruction_grid`)."""
+        from tats_env.visualize import label_grid, mask_reconstruction_grid
+
+        mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask, device=self.device).bool()
+        image = mask_reconstruction_grid(self.engine.model, batch["video"], mask, num_clips,
+                                         foreground=batch.get("foreground"), scores=scores,
+                                         fixed_scale="P(masked)" in labels)
         return label_grid(image, labels, min(num_clips, len(mask)))
 
     def step(self, actions: np.ndarray | torch.Tensor) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -347,6 +387,7 @@ class MaskingCore:
         rewards = self.reward_fn(result.per_token_loss, result.decoded, baseline)
         self.last_mask = mask
         self.last_token_error = result.per_token_loss
+        self._step_batch = self.batch
         self.episodes += self.num_envs
 
         per_clip = {"recon_loss": result.per_clip_loss, "visible_overlap": visible_overlap(mask)}

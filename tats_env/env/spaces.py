@@ -1,12 +1,14 @@
-"""The action space "exactly K of N tokens masked", and checking / repairing actions against it."""
+"""The action space "exactly K of N tokens masked" (single and batched), and checking / repairing actions against it."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
 
 from tats_env.mae.masking import topk_mask
 
@@ -45,6 +47,52 @@ class KOfNMask(spaces.MultiBinary):
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, KOfNMask) and self.n == other.n and self.k == other.k
+
+
+class BatchedKOfNMask(spaces.MultiBinary):
+    """``num_envs`` rows of :class:`KOfNMask`: ``MultiBinary((num_envs, N))`` with exactly ``K`` ones per row.
+
+    The batched action space of :class:`~tats_env.env.vector_env.VideoMaskingVectorEnv`, and what gymnasium's
+    ``batch_space`` makes of a :class:`KOfNMask` (so ``gym.make_vec(..., vectorization_mode="sync")`` keeps
+    the constraint too). ``sample()`` draws every row uniformly and independently (int8).
+    """
+
+    def __init__(self, num_envs: int, n: int, k: int, seed: int | np.random.Generator | None = None) -> None:
+        if num_envs < 1:
+            raise ValueError(f"BatchedKOfNMask needs num_envs >= 1, got {num_envs}")
+        if not 0 < k < n:
+            raise ValueError(f"BatchedKOfNMask needs 0 < k < n, got k={k}, n={n}")
+        super().__init__((int(num_envs), int(n)), seed=seed)
+        self.num_envs, self.k = int(num_envs), int(k)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        """``(num_envs, N)`` int8, each row a uniformly random mask with exactly K ones."""
+        if mask is not None or probability is not None:
+            raise ValueError("BatchedKOfNMask.sample() draws uniform K-of-N masks; mask/probability are not supported")
+        num_envs, n = (int(d) for d in self.n)
+        # The K smallest of N i.i.d. uniforms sit at a uniformly random K-subset of the positions.
+        chosen = np.argpartition(self.np_random.random((num_envs, n)), self.k - 1, axis=1)[:, : self.k]
+        out = np.zeros((num_envs, n), dtype=np.int8)
+        np.put_along_axis(out, chosen, 1, axis=1)
+        return out
+
+    def contains(self, x: Any) -> bool:
+        """True for a {0, 1} array of shape ``(num_envs, N)`` with exactly K ones in every row."""
+        if not super().contains(x):
+            return False
+        return bool((np.asarray(x).sum(axis=1) == self.k).all())
+
+    def __repr__(self) -> str:
+        return f"BatchedKOfNMask(num_envs={self.num_envs}, n={int(self.n[1])}, k={self.k})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, BatchedKOfNMask) and self.n == other.n and self.k == other.k
+
+
+@batch_space.register(KOfNMask)
+def _batch_kofn(space: KOfNMask, n: int = 1) -> BatchedKOfNMask:
+    """gymnasium's ``batch_space`` for :class:`KOfNMask` (its MultiBinary rule would drop the count)."""
+    return BatchedKOfNMask(n, int(space.n), space.k, seed=copy.deepcopy(space.np_random))
 
 
 def action_to_mask(

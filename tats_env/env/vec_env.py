@@ -9,7 +9,6 @@ later state; SB3 only reads it to bootstrap truncated episodes, and ours never t
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -19,14 +18,28 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from tats_env.config import MAEConfig
 from tats_env.data import VideoClipDataset
-from tats_env.env.core import EnvConfig, MaskingCore
+from tats_env.env.core import EnvConfig, MaskingCore, env_config_from_options
 from tats_env.env.engine import CoTrainingEngine
+from tats_env.env.masking_env import check_render_mode
 
 
 class VideoMaskingVecEnv(VecEnv):
-    """B masking episodes per step, backed by one :class:`~tats_env.env.core.MaskingCore`."""
+    """B masking episodes per step, backed by one :class:`~tats_env.env.core.MaskingCore` (SB3 ``VecEnv`` API).
 
-    render_mode = None
+    Per clip, observations, actions, rewards and info entries are those of
+    :class:`~tats_env.env.masking_env.VideoMaskingEnv`; batched:
+
+    * ``reset()`` -> observations ``(B, N, D)``; ``step(actions)`` takes masks ``(B, N)`` (each row K-of-N,
+      :attr:`action_space` is the single :class:`~tats_env.env.spaces.KOfNMask`, as SB3 expects) and returns
+      ``(observations of the next B clips, rewards (B,) float32, dones (B,) all True, infos)``.
+    * ``infos`` is a list of B dicts: the step's info of each clip plus ``terminal_observation`` (the
+      observation the action was taken on) and ``TimeLimit.truncated=False``.
+    * ``render()`` / ``render(mode="rgb_array")`` with ``render_mode="rgb_array"``: one ``(H, W, 3)`` uint8 image
+      of the last step's first clips with their masks and reconstruction (:meth:`MaskingCore.render_image`).
+
+    The gymnasium 1.x vector API is :class:`~tats_env.env.vector_env.VideoMaskingVectorEnv`
+    (``gym.make_vec``).
+    """
 
     def __init__(
         self,
@@ -36,8 +49,12 @@ class VideoMaskingVecEnv(VecEnv):
         mae_config: MAEConfig | None = None,
         dataset: VideoClipDataset | None = None,
         engine: CoTrainingEngine | None = None,
+        render_mode: str | None = None,
     ) -> None:
+        check_render_mode(render_mode)
+        self.render_mode = render_mode  # read by VecEnv.__init__ through get_attr
         self.core = MaskingCore(num_envs, config, device, mae_config, dataset, engine)
+        self.core.keep_step_clips = render_mode == "rgb_array"
         super().__init__(num_envs, self.core.observation_space, self.core.action_space)
         self._actions: np.ndarray | torch.Tensor | None = None
         self._obs: np.ndarray | None = None
@@ -145,8 +162,18 @@ class VideoMaskingVecEnv(VecEnv):
         return [False for _ in self._indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        """No rendering: visualisations are written by :mod:`tats_env.visualize`."""
+        """No per-env images (the sub-envs share one batch): :meth:`render` draws them all in one image."""
         return [None for _ in range(self.num_envs)]
+
+    def render(self, mode: str | None = None) -> np.ndarray | None:
+        """The last step's mask image ``(H, W, 3)`` uint8 (env created with ``render_mode="rgb_array"``).
+
+        SB3's rules otherwise: a ``mode`` other than the env's ``render_mode``, or no mode at all, warns and
+        returns None.
+        """
+        if self.render_mode != "rgb_array" or mode not in (None, "rgb_array"):
+            return super().render(mode)
+        return self.core.render_image()
 
     def _indices(self, indices: VecEnvIndices) -> list[int]:
         if indices is None:
@@ -176,16 +203,13 @@ def make_vec_env(
     mae_config: MAEConfig | None = None,
     dataset: VideoClipDataset | None = None,
     engine: CoTrainingEngine | None = None,
+    render_mode: str | None = None,
     **config: Any,
 ) -> VideoMaskingVecEnv:
-    """The batched masking env: ``num_envs`` clips per step, one MAE update per step on ``device``.
+    """The batched masking env (SB3 ``VecEnv``): ``num_envs`` clips per step, one MAE update per step on ``device``.
 
     Remaining keyword arguments are :class:`~tats_env.env.core.EnvConfig` fields
     (``reward``, ``engine_config``, ``invalid_action``, ``obs_dtype``, ``num_workers``, ``seed``, ...).
     """
-    fields = {f.name for f in dataclasses.fields(EnvConfig)}
-    unknown = sorted(set(config) - fields)
-    if unknown:
-        raise TypeError(f"unknown env options {unknown}; known: {sorted(fields)}")
-    env_config = EnvConfig(data=str(data), preset=preset, mask_ratio=mask_ratio, **config)
-    return VideoMaskingVecEnv(num_envs, env_config, device, mae_config, dataset, engine)
+    env_config = env_config_from_options(config, data=str(data), preset=preset, mask_ratio=mask_ratio)
+    return VideoMaskingVecEnv(num_envs, env_config, device, mae_config, dataset, engine, render_mode)
