@@ -1,4 +1,5 @@
-"""Every Python block of the README runs as printed, each in a fresh interpreter, well within a minute.
+"""Every Python block of the README runs as printed, each in a fresh interpreter, well within a minute; every
+command line it shows for the main job and the benchmark parses.
 
 The one change: ``data="synthetic"`` points at the tests' small synthetic set (the default one takes
 about a minute to generate on first use). The block of "Adding a sampler" runs in
@@ -29,6 +30,7 @@ def test_the_readme_has_python_blocks_and_each_is_covered():
     blocks = snippets("python")
     assert len(blocks) >= 4 and CUSTOM_SAMPLER in blocks
     assert all(block.code.strip() for block in blocks)
+    assert {script for script, _, _ in COMMANDS} == set(SCRIPT_CONFIGS) and len(COMMANDS) >= 8
 
 
 def _write_native_export(folder: Path) -> None:
@@ -50,3 +52,39 @@ def test_readme_python_block_runs(snippet, synthetic_root, tmp_path):
     seconds = time.perf_counter() - start
     assert done.returncode == 0, f"{snippet.where} failed after {seconds:.0f} s:\n{done.stderr[-3000:]}"
     print(f"{snippet.where}: {seconds:.1f} s")
+
+
+def _readme_commands(script: str) -> list[tuple[str, list[str]]]:
+    """``(where, argv)`` of every README bash line that runs ``python experiments/<script>`` (continuations joined)."""
+    import shlex
+
+    found = []
+    for block in snippets("bash"):
+        text = block.code.replace("\\\n", " ")
+        for number, line in enumerate(text.splitlines()):
+            words = shlex.split(line, comments=True)
+            if f"experiments/{script}" in words:
+                found.append((f"{block.where}+{number}", words[words.index(f"experiments/{script}") + 1:]))
+    return found
+
+
+SCRIPT_CONFIGS = {"train_ppo.py": "agents.job.config:TrainConfig", "benchmark_algos.py": "agents.bench.matrix:BenchmarkConfig"}
+COMMANDS = [(script, where, argv) for script in SCRIPT_CONFIGS for where, argv in _readme_commands(script)]
+
+
+@pytest.mark.parametrize(("script", "where", "argv"), COMMANDS, ids=[f"{s}@{w}" for s, w, _ in COMMANDS])
+def test_readme_command_lines_parse(script, where, argv, tmp_path, monkeypatch):
+    """Every option the README shows for the main job and the benchmark exists and takes the value shown."""
+    import importlib
+
+    from tats_env.commandline import parse
+
+    module, name = SCRIPT_CONFIGS[script].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    argv = [a for a in argv if a not in ("--help", "-h")]
+    if "--config" in argv:  # the README's YAML example file: an empty mapping stands in for it
+        path = tmp_path / argv[argv.index("--config") + 1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}\n")
+        monkeypatch.chdir(tmp_path)
+    parse(cls, argv)
