@@ -33,7 +33,7 @@ def listing(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="module")
 def finished_run(listing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished tiny run with a non-default mask ratio, MAE warm-up and budget (and no images)."""
+    """A finished tiny run with a non-default mask ratio, MAE warm-up and budget (one image per phase)."""
     out = tmp_path_factory.mktemp("finished") / "run"
     train_ppo.main(["--data", str(listing), "--out", str(out), "--mask-ratio", "0.75", "--mae.warmup-updates", "3",
                     "--num-envs", "4", "--total-steps", "16", "--warmup-steps", "8", "--tats.dim", "32",
@@ -62,9 +62,12 @@ def _exit_code(argv: list[str]) -> int:
     return int(info.value.code)
 
 
-def test_summary_lists_bad_videos_and_no_images_when_none_were_written(finished_run: Path, listing: Path):
+def test_summary_lists_bad_videos_and_the_end_of_phase_images(finished_run: Path, listing: Path):
     summary = json.loads((finished_run / "summary.json").read_text())
-    assert summary["images"] is None and not (finished_run / "images").exists()
+    # --image-every 1000 is longer than either phase: each phase still ends with one image
+    assert summary["images"] == str(finished_run / "images")
+    assert len(list((finished_run / "images").glob("masks_*.png"))) == 1
+    assert len(list((finished_run / "images" / "warmup").glob("masks_*.png"))) == 1
     bad = {str(listing.parent / "missing.mp4"), str(listing.parent / "corrupt.mp4")}
     assert set(summary["bad_videos"]) == bad and summary["skipped_videos"] == 2
 
@@ -116,15 +119,16 @@ def test_new_run_into_an_existing_run_is_refused_unless_overwrite(run_copy: Path
         patch.setattr("tats_env.env.core.build_dataset", lambda *a, **k: pytest.fail("data loaded"))
         assert _exit_code(argv) == 1
     err = capsys.readouterr().err
-    assert "already holds a run (checkpoint.pt, config.json, summary.json, tb/, encoder-hf/, encoder-native/)" in err
+    assert ("already holds a run (checkpoint.pt, checkpoint.pt.sha256, config.json, summary.json, tb/, images/, "
+            "encoder-hf/, encoder-native/)") in err
     assert "--resume" in err and "--overwrite" in err
     assert (run_copy / "checkpoint.pt").read_bytes() == before
 
     (run_copy / "notes.txt").write_text("mine")  # not a run file: --overwrite leaves it alone
     summary = train_ppo.main(argv + ["--overwrite"])
     assert summary["clips"] == 4 and summary["resumed_from"] is None
-    assert sorted(p.name for p in run_copy.iterdir()) == ["checkpoint.pt", "config.json", "encoder-native", "notes.txt",
-                                                          "summary.json", "tb"]
+    assert sorted(p.name for p in run_copy.iterdir()) == [".lock", "checkpoint.pt", "checkpoint.pt.sha256", "config.json",
+                                                          "encoder-native", "images", "notes.txt", "summary.json", "tb"]
     rows = (run_copy / "tb" / "progress.csv").read_text().splitlines()
     assert len(rows) == 2  # header + the new run's one row: the old rows went with the old run
     resumed = parse_train_config(["--out", str(run_copy), "--resume"])  # the saved --overwrite is not carried over
@@ -180,3 +184,71 @@ def test_sac_under_torchrun_is_refused_before_any_data_is_loaded(tmp_path: Path,
     monkeypatch.setattr("agents.job.distributed.get_world_size", lambda: 2)  # as in a 2-rank torchrun process group
     assert _exit_code(["--out", str(tmp_path / "run"), "--method", "sac_topk"]) == 2
     assert "--method sac_topk: cannot train under torchrun" in capsys.readouterr().err
+
+
+# --- issue 21: the lock, the checkpoint's checksum, config.json against the checkpoint, empty runs ------------
+
+
+def test_a_second_run_into_a_locked_folder_is_refused(run_copy: Path, no_data: None,
+                                                      capsys: pytest.CaptureFixture[str]):
+    import subprocess
+    import textwrap
+
+    # Another process holds the run folder (as a running train_ppo.py does from its start to its end).
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from agents.job.run_dir import RunDirLock
+        lock = RunDirLock.acquire({str(run_copy)!r})
+        print("locked", flush=True)
+        time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = (run_copy / "checkpoint.pt").read_bytes()
+        assert _exit_code(["--out", str(run_copy), "--resume", "--no-progress-bar"]) == 1
+        err = capsys.readouterr().err
+        assert f"another run is using this folder (pid {holder.pid})" in err and str(run_copy) in err
+        assert (run_copy / "checkpoint.pt").read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # The OS dropped the killed holder's lock: the folder can be locked again.
+    from agents.job.run_dir import RunDirLock
+
+    RunDirLock.acquire(run_copy).release()
+
+
+def test_a_corrupted_checkpoint_is_named_before_it_is_used(run_copy: Path, capsys: pytest.CaptureFixture[str]):
+    from agents.job.checkpoint import CheckpointError, file_sha256, load_checkpoint
+
+    path = run_copy / "checkpoint.pt"
+    assert (run_copy / "checkpoint.pt.sha256").read_text().split() == [file_sha256(path)]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the tensor data
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(path)
+    assert _exit_code(["--out", str(run_copy), "--resume", "--no-progress-bar"]) == 1
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and str(path) in err and "Traceback" not in err
+
+
+def test_resume_refuses_a_config_json_that_disagrees_with_the_checkpoint(run_copy: Path,
+                                                                          capsys: pytest.CaptureFixture[str]):
+    path = run_copy / "config.json"
+    config = json.loads(path.read_text())
+    config["env"]["mask_ratio"] = 0.5  # edited by hand: the checkpoint was trained at 0.75
+    path.write_text(json.dumps(config))
+    assert _exit_code(["--out", str(run_copy), "--resume", "--no-progress-bar"]) == 1
+    err = capsys.readouterr().err
+    assert "disagrees with" in err and "env.mask_ratio: checkpoint 0.75, config.json 0.5" in err
+    path.unlink()  # without config.json the checkpoint's config is used
+    assert parse_train_config(["--out", str(run_copy), "--resume"]).env.mask_ratio == 0.75
+
+
+def test_a_run_of_zero_clips_names_no_checkpoint(listing: Path, tmp_path: Path):
+    summary = train_ppo.main(["--data", str(listing), "--out", str(tmp_path / "empty"), "--total-steps", "0",
+                              "--warmup-steps", "0", "--no-progress-bar", "--export-formats", "native"])
+    assert summary["clips"] == 0 and summary["checkpoint"] is None
+    assert not (tmp_path / "empty" / "checkpoint.pt").exists()

@@ -1,7 +1,9 @@
 """Atomic training checkpoints: sampler, MAE, optimizers, counters and RNG states in one file.
 
-A checkpoint is written with :func:`tats_env.utils.atomic_torch_save` (temporary file, fsync,
-``os.replace``), so a run killed mid-write never leaves a truncated checkpoint. The top-level ``mae_config``/``mae_state`` keys make every checkpoint
+A checkpoint is written by :func:`save_checkpoint` (temporary file, fsync, ``os.replace``), so a run
+killed mid-write never leaves a truncated checkpoint, with its SHA-256 in ``checkpoint.pt.sha256``;
+:func:`load_checkpoint` verifies it, so a corrupted byte range is an error naming the file instead of
+NaN weights that surface later as a "divergence". The top-level ``mae_config``/``mae_state`` keys make every checkpoint
 a valid source for :func:`tats_env.export_encoder`.
 
 Checkpoints hold only tensors and plain containers (RNG states as tensors and lists), so they
@@ -12,6 +14,8 @@ resume, with a warning, since they are the run's own files.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 import random
 import warnings
@@ -22,9 +26,61 @@ from typing import Any
 import numpy as np
 import torch
 
-from tats_env.utils import atomic_torch_save
+from tats_env.utils import atomic_write, atomic_write_text
 
 CHECKPOINT_NAME = "checkpoint.pt"
+CHECKSUM_SUFFIX = ".sha256"
+"""The checksum file of ``checkpoint.pt`` is ``checkpoint.pt.sha256``."""
+
+
+def checksum_path(path: str | Path) -> Path:
+    """Where the SHA-256 of the checkpoint ``path`` is kept."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save(state)`` to ``path`` atomically, its SHA-256 in :func:`checksum_path`.
+
+    The checksum file lists the new digest (and, until the checkpoint is in place, the previous one), so a
+    kill at any point leaves a checkpoint whose digest is listed.
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    new = hashlib.sha256(data).hexdigest()
+    sums = checksum_path(path)
+    old = sums.read_text().split()[:1] if sums.is_file() else []
+    atomic_write_text("\n".join([new, *old]) + "\n", sums)
+    atomic_write(path, lambda handle: handle.write(data))
+    atomic_write_text(new + "\n", sums)
+    return path
+
+
+def verify_checksum(path: str | Path) -> None:
+    """Raise :class:`CheckpointError` when ``path`` does not match its checksum file; warn when it has none."""
+    path = Path(path)
+    sums = checksum_path(path)
+    if not sums.is_file():
+        warnings.warn(f"{path} has no {sums.name} (written by an older tats-env): its integrity is not checked",
+                      UserWarning, stacklevel=3)
+        return
+    expected = sums.read_text().split()
+    actual = file_sha256(path)
+    if actual not in expected:
+        raise CheckpointError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., {sums.name} says "
+                              f"{expected[0][:12] if expected else 'nothing'}...): the file is corrupted; resume "
+                              "from a copy, or start the run again with --overwrite")
 
 
 class CheckpointError(RuntimeError):
@@ -84,6 +140,7 @@ def load_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, A
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
+    verify_checksum(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -181,7 +181,7 @@ def report_lines(summary: Mapping[str, Any]) -> list[str]:
     out = summary["run_dir"]
     exports = ", ".join(f"{fmt} {path}" for fmt, path in summary["exports"].items()) or "none"
     lines = [f"done: {summary['clips']:,} clips, {summary['mae_updates']:,} MAE updates in {summary['wall_time_s']} s",
-             f"  checkpoint {summary['checkpoint']} | exports: {exports}",
+             f"  checkpoint {summary['checkpoint'] or 'none (no clips trained)'} | exports: {exports}",
              f"  tensorboard --logdir {summary['tensorboard']} | summary {out}/summary.json"]
     lift = summary.get("motion_lift") or {}
     if lift.get("first_quarter") is not None and lift.get("last_quarter") is not None:

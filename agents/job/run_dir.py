@@ -13,19 +13,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agents.job.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from agents.job.checkpoint import CHECKPOINT_NAME, CheckpointError, checksum_path, load_checkpoint
 from agents.job.validation import ConfigError
 from tats_env.commandline import config_to_dict, field_flags, parse, to_args
 from tats_env.utils import remove_stale_temporaries
 
 __all__ = [
-    "RunDirError", "CONFIG_NAME", "SUMMARY_NAME", "SAFE_ON_RESUME", "run_artifacts", "require_checkpoint",
+    "RunDirError", "RunDirLock", "CONFIG_NAME", "SUMMARY_NAME", "SAFE_ON_RESUME", "run_artifacts", "require_checkpoint",
     "prepare_run_dir",
     "remove_stale_files", "read_saved_config", "resume_conflicts", "check_resume_config", "parse_resumed",
 ]
@@ -34,7 +36,8 @@ T = TypeVar("T")
 
 CONFIG_NAME = "config.json"
 SUMMARY_NAME = "summary.json"
-RUN_FILES = (CHECKPOINT_NAME, CONFIG_NAME, SUMMARY_NAME)
+LOCK_NAME = ".lock"
+RUN_FILES = (CHECKPOINT_NAME, checksum_path(CHECKPOINT_NAME).name, CONFIG_NAME, SUMMARY_NAME)
 RUN_FOLDERS = ("tb", "images")
 EXPORT_PATTERN = "encoder-*"
 
@@ -51,6 +54,42 @@ NOT_COMPARED: tuple[str, ...] = ("out", "resume", "overwrite")
 
 class RunDirError(RuntimeError):
     """The run folder does not fit the request (a run exists without --overwrite, nothing to resume, ...)."""
+
+
+class RunDirLock:
+    """An exclusive OS lock (``fcntl.flock``) on ``<out>/.lock`` for a run's life; the OS drops it if the process dies."""
+
+    def __init__(self, path: Path, handle: Any) -> None:
+        self.path, self._handle = path, handle
+
+    @classmethod
+    def acquire(cls, out: str | Path) -> "RunDirLock":
+        """Lock the run folder ``out`` (created if missing); :class:`RunDirError` when another process holds it."""
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise RunDirError(f"--out {out} is a file, not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / LOCK_NAME
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the run's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunDirError(f"--out {out}: another run is using this folder (pid {holder}); wait for it to end, "
+                              "or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return cls(path, handle)
+
+    def release(self) -> None:
+        """Unlock (idempotent)."""
+        if self._handle is not None and not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
 
 
 def run_artifacts(out: str | Path) -> list[Path]:
@@ -115,18 +154,29 @@ def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> list[Path
 
 
 def _saved_config_dict(out: Path) -> tuple[dict[str, Any], Path]:
-    """The saved config of the run in ``out`` as a dict, and the file it came from."""
+    """The saved config of the run in ``out``: the checkpoint's own (the state it holds was trained with it),
+    and the checkpoint's path. A ``config.json`` that disagrees with it in an option that may not change on
+    resume (it was edited, or belongs to another run) is a :class:`RunDirError` naming the options."""
     ckpt = require_checkpoint(out)
+    try:
+        saved = load_checkpoint(ckpt, allow_pickle=True)["config"]
+    except CheckpointError as exc:
+        raise RunDirError(f"--resume: {exc}") from exc
     path = out / CONFIG_NAME
     if path.is_file():
         try:
-            return json.loads(path.read_text()), path
+            written = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise RunDirError(f"{path}: not valid JSON ({exc}); the checkpoint's config is used if you delete it")
-    try:
-        return load_checkpoint(ckpt, allow_pickle=True)["config"], ckpt
-    except CheckpointError as exc:
-        raise RunDirError(f"--resume: {exc}") from exc
+            raise RunDirError(f"{path}: not valid JSON ({exc}); delete it to resume with the checkpoint's config")
+        old, new = _flatten(saved), _flatten(written) if isinstance(written, dict) else {}
+        edited = [f"{key}: checkpoint {old.get(key)!r}, {CONFIG_NAME} {new.get(key)!r}"
+                  for key in sorted(set(old) | set(new))
+                  if old.get(key) != new.get(key) and key not in SAFE_ON_RESUME and key not in NOT_COMPARED]
+        if edited:
+            raise RunDirError(f"--resume: {path} disagrees with {ckpt} (the checkpoint's config is the run's):\n  "
+                              + "\n  ".join(edited) + f"\nRestore {CONFIG_NAME} (or delete it to use the "
+                              "checkpoint's), or start a new run (another --out, or --overwrite).")
+    return saved, ckpt
 
 
 def read_saved_config(cls: type[T], out: str | Path) -> T:

@@ -32,13 +32,13 @@ from stable_baselines3.common.vec_env import VecMonitor
 from agents.algorithms.base import Sampler
 from agents.job import distributed  # [distributed] torchrun / DDP hooks
 from agents.job.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
-from agents.job.checkpoint import CHECKPOINT_NAME, atomic_torch_save, find_checkpoint, load_checkpoint, rng_state, set_rng_state
+from agents.job.checkpoint import CHECKPOINT_NAME, find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agents.job.config import TrainConfig
 from agents.job.guards import NonFiniteGuardCallback, check_finite
 from agents.job.motion_curve import MotionCurveCallback, quarter_summary
 from agents.job.pretrain import PretrainHooks, PretrainPlan, pretrain
 from agents.job.progress import ProgressCallback, RunProgress, TerminalSummary, one_line_warnings
-from agents.job.run_dir import CONFIG_NAME, SUMMARY_NAME, check_resume_config, prepare_run_dir, read_saved_config
+from agents.job.run_dir import CONFIG_NAME, SUMMARY_NAME, RunDirLock, check_resume_config, prepare_run_dir, read_saved_config
 from agents.job.run_logger import RunLogger, make_run_logger
 from agents.job.validation import ConfigError, validate_train_config
 from agents.registry import build_sampler, sampler_env_config
@@ -100,6 +100,7 @@ class CoTrainer(PretrainHooks):
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.checkpoint_path = self.out / CHECKPOINT_NAME
+        self.lock: RunDirLock | None = None
         self._prepare_run_dir()
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.env.seed, cfg.deterministic)  # the one seeding point: before env, MAE and sampler exist
@@ -116,7 +117,12 @@ class CoTrainer(PretrainHooks):
     def _prepare_run_dir(self) -> None:
         """Refuse or clear an existing run (new runs), check the saved config (resumed runs), drop stale temporaries."""
         if distributed.is_main_process():  # [distributed] rank 0 prepares the folder, the others wait for it
-            prepare_run_dir(self.out, self.cfg.resume, self.cfg.overwrite)
+            self.lock = RunDirLock.acquire(self.out)  # before the folder check: a second run at once is refused
+            try:
+                prepare_run_dir(self.out, self.cfg.resume, self.cfg.overwrite)
+            except BaseException:
+                self.lock.release()
+                raise
         distributed.barrier()
         if self.cfg.resume:
             check_resume_config(read_saved_config(TrainConfig, self.out), self.cfg, self.out)
@@ -150,7 +156,7 @@ class CoTrainer(PretrainHooks):
         check_finite(state, f"checkpoint at {self.clips_done} clips",
                      f"not written, the last good {self.checkpoint_path} is kept; the run diverged: lower the "
                      "learning rate (--mae.lr, --ppo.learning-rate, ...) and start again")
-        return atomic_torch_save(state, self.checkpoint_path)
+        return save_checkpoint(state, self.checkpoint_path)
 
     def restore(self, path: Path) -> None:
         """Load a checkpoint written by :meth:`save` into this trainer."""
@@ -288,7 +294,7 @@ class CoTrainer(PretrainHooks):
             "method": self.cfg.method,
             "motion_lift": self.motion_lift(),
             "mask_composition": self.mask_composition(),
-            "checkpoint": str(self.checkpoint_path),
+            "checkpoint": str(self.checkpoint_path) if self.checkpoint_path.is_file() else None,  # none after 0 clips
             "config": str(self.out / CONFIG_NAME),
             "tensorboard": str(self.out / "tb"),
             "images": str(images) if any(images.rglob("*.png")) else None,
@@ -350,8 +356,12 @@ class CoTrainer(PretrainHooks):
         }
 
     def close(self) -> None:
-        """Release data workers."""
-        self.env.close()
+        """Release data workers and the run folder's lock."""
+        try:
+            self.env.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
