@@ -26,18 +26,25 @@ from agents.job.run_dir import RunDirError
 from agents.job.config import parse_train_config
 from agents.job.trainer import train
 from agents.job.validation import ConfigError
+from tats_env.data.dataset import NoUsableVideoError
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse the command line, train, print where everything is (rank 0 alone under torchrun)."""
     try:
-        summary = train(parse_train_config(argv))
+        cfg = parse_train_config(argv)
+        summary = train(cfg)
     except ConfigError as exc:
-        print(f"train_ppo.py: error: {exc}", file=sys.stderr)
+        print("\n".join(f"train_ppo.py: error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
         raise SystemExit(2) from None
-    except (RunDirError, CheckpointError, NonFiniteError) as exc:
+    except (RunDirError, CheckpointError, NonFiniteError, NoUsableVideoError) as exc:
         print(f"train_ppo.py: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        out = cfg.out if "cfg" in locals() else "<--out>"
+        print(f"\ntrain_ppo.py: interrupted; the last checkpoint in {out} is kept (written at the last rollout "
+              f"boundary); continue with: python experiments/train_ppo.py --out {out} --resume", file=sys.stderr)
+        raise SystemExit(130) from None
     if is_main_process():
         print("\n".join(report_lines(summary)))
     return summary

@@ -151,7 +151,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"--config {path}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"--config {path}: not valid YAML ({where}{problem})") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -191,7 +194,11 @@ def parse(cls: type[T], argv: Sequence[str] | None = None, description: str | No
     description = (description or (cls.__doc__ or "").strip().split("\n\n")[0]) + (
         "\n\n--config FILE.yaml sets defaults (keys are option names); flags given after it override them.")
     if config_file is not None:
-        file_args = to_args(cls, load_config_file(config_file), source=f"--config {config_file}")
+        try:
+            file_args = to_args(cls, load_config_file(config_file), source=f"--config {config_file}")
+        except (OSError, ValueError) as exc:  # missing, unreadable, not YAML, not a mapping, unknown key
+            print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         try:
             default = tyro.cli(cls, args=file_args, default=default, description=description)
         except SystemExit:

@@ -11,7 +11,9 @@ model is built.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +22,7 @@ from agents.job import distributed
 from agents.registry import SAMPLERS, sampler_env_config
 from tats_env.checks import config_problems
 from tats_env.commandline import field_flags
-from tats_env.config import PRESETS
+from tats_env.config import PRESETS, get_preset
 from tats_env.data.source import DataSourceError, check_data_source
 
 __all__ = ["ConfigError", "validate_train_config", "check_device", "flag_problems"]
@@ -80,10 +82,37 @@ def _general_problems(cfg: Any) -> Iterator[tuple[str, str]]:
             yield name, "must be >= 0"
 
 
+def _out_problem(out: Any) -> str | None:
+    """Why ``--out`` cannot hold a run folder (a file, or a folder this user cannot write), or None."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot be written ({existing} is not writable by this user)"
+    return None
+
+
+def _mask_count_problem(cfg: Any) -> str | None:
+    """``--mask-ratio`` that rounds to K = 1 or K = N - 1 masked tokens: a degenerate K-of-N mask."""
+    if cfg.env.preset not in PRESETS or not 0.0 < cfg.env.mask_ratio < 1.0:
+        return None  # reported by their own checks
+    n = get_preset(cfg.env.preset).video.num_tokens
+    k = int(round(cfg.env.mask_ratio * n))
+    if n > 3 and (k <= 1 or k >= n - 1):
+        low, high = 2 / n, (n - 2) / n
+        return (f"--mask-ratio {cfg.env.mask_ratio}: rounds to K = {max(k, 1)} of N = {n} tokens masked at --preset "
+                f"{cfg.env.preset} (K must be in [2, {n - 2}]: a ratio in [{low:.4f}, {high:.4f}])")
+    return None
+
+
 def _cross_field_problems(cfg: Any) -> Iterator[str]:
-    """Preset, device, data path, and the rules that tie two options together."""
+    """Preset, device, data path, run folder, and the rules that tie two options together."""
     if cfg.env.preset not in PRESETS:
         yield f"--preset {cfg.env.preset}: unknown preset; choose one of {', '.join(PRESETS)}"
+    for problem in (_mask_count_problem(cfg), _out_problem(cfg.out) and f"--out {cfg.out}: {_out_problem(cfg.out)}"):
+        if problem:
+            yield problem
     device_problem = check_device(cfg.device)
     if device_problem:
         yield f"--device {cfg.device}: {device_problem}"
@@ -125,4 +154,4 @@ def validate_train_config(cfg: Any) -> None:
         *_cross_field_problems(cfg),
     ]
     if problems:
-        raise ConfigError("invalid option" + ("s" if len(problems) > 1 else "") + ":\n  " + "\n  ".join(problems))
+        raise ConfigError("\n".join(problems))  # one problem per line: the scripts print each as an error: line
