@@ -46,18 +46,22 @@ def test_saved_config_round_trips_through_the_parser():
 def test_bad_yaml_names_the_key_and_the_file(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("mask_ratoi: 0.9\n")
-    with pytest.raises(ValueError, match=r"bad.yaml: unknown option 'mask_ratoi'.*mask-ratio"):
+    with pytest.raises(SystemExit) as info:  # one error: line, exit 2
         parse(TrainConfig, ["--config", str(path)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and re.search(r"error: --config \S*bad.yaml: unknown option 'mask_ratoi'.*mask-ratio", err)
     path.write_text("mask_ratio: ninety\n")
     with pytest.raises(SystemExit):
         parse(TrainConfig, ["--config", str(path)])
     err = capsys.readouterr().err
     assert "--mask-ratio" in err and "ninety" in err and "bad.yaml" in err
-    with pytest.raises(FileNotFoundError, match="missing.yaml: file not found"):
-        parse(TrainConfig, ["--config", str(tmp_path / "missing.yaml")])
-    path.write_text("reward: cooperative\n")
-    with pytest.raises(ValueError, match="holds options"):
-        parse(TrainConfig, ["--config", str(path)])
+    for text, expected in ((None, "missing.yaml: file not found"), ("reward: cooperative\n", "holds options")):
+        target = tmp_path / "missing.yaml" if text is None else path
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(SystemExit) as info:
+            parse(TrainConfig, ["--config", str(target)])
+        assert info.value.code == 2 and expected in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("cls", [TrainConfig, BenchmarkConfig, FinetuneConfig])
