@@ -6,8 +6,9 @@
 
 ``--checkpoint`` is a training checkpoint file (``mae_config`` + ``mae_state``, read with
 ``weights_only=True``) or a native / videomae export directory. See :mod:`tats_env.export` for
-what each format holds. A missing file, a file that is not a checkpoint, or non-finite weights
-end with one ``error:`` line naming the file.
+what each format holds (every export has ``SHA256SUMS``, verified when an export is read back). A
+missing, truncated or corrupted file, a file that is not a checkpoint, or non-finite weights end
+with one ``error:`` line naming the file (exit status 2).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                              overwrite=args.overwrite, trust_pickle=args.trust_pickle)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:  # the messages name the file and the fix
         print(f"export_encoder.py: error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2) from None
     files = ", ".join(sorted(p.name for p in out.iterdir()))
     print(f"wrote {args.format} export of {args.checkpoint} to {out} ({files})")
     return out

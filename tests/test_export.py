@@ -12,7 +12,7 @@ import transformers  # a dev dependency (pyproject [dev]); the parity test must 
 from safetensors.torch import load_file, save_file
 
 from tats_env.config import get_preset
-from tats_env.export import FeatureEncoder, export_encoder, key_table, load_encoder
+from tats_env.export import FeatureEncoder, _write_checksums, export_encoder, key_table, load_encoder, verify_export
 from tats_env.mae import VideoMAE, tube_mask
 
 MEAN, STD = (0.45, 0.40, 0.35), (0.22, 0.25, 0.28)
@@ -53,7 +53,8 @@ def pre_norm_features(mae: VideoMAE, videos: torch.Tensor) -> torch.Tensor:
 
 def test_hf_parity_with_transformers(tmp_path, cfg, model, videos):
     out = export_encoder(model, tmp_path / "hf", format="hf")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md", "SHA256SUMS", "config.json", "model.safetensors", "preprocessor_config.json"]
     hf, info = transformers.VideoMAEForVideoClassification.from_pretrained(
         out, num_labels=5, output_loading_info=True)
     assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias", "fc_norm.weight", "fc_norm.bias"}
@@ -155,6 +156,7 @@ def test_shape_mismatch_names_key_expected_and_actual(tmp_path, model):
     tensors = load_file(out / "model.safetensors")
     tensors["encoder.blocks.1.mlp.fc1.weight"] = torch.zeros(100, 64)
     save_file(tensors, str(out / "model.safetensors"))
+    _write_checksums(out)  # a consistent but wrong export: the shape check must still catch it
     expected = r"encoder\.blocks\.1\.mlp\.fc1\.weight.*expected shape \(256, 64\), got \(100, 64\)"
     with pytest.raises(ValueError, match=expected):
         load_encoder(out)
@@ -163,6 +165,7 @@ def test_shape_mismatch_names_key_expected_and_actual(tmp_path, model):
     ckpt = torch.load(vm / "checkpoint.pth", weights_only=True)
     ckpt["model"]["encoder.blocks.0.attn.q_bias"] = torch.zeros(65)
     torch.save(ckpt, vm / "checkpoint.pth")
+    _write_checksums(vm)
     with pytest.raises(ValueError, match=r"encoder\.blocks\.0\.attn\.q_bias.*expected shape \(64,\), got \(65,\)"):
         load_encoder(vm)
 
@@ -170,6 +173,7 @@ def test_shape_mismatch_names_key_expected_and_actual(tmp_path, model):
     meta = json.loads(meta_path.read_text())
     meta["mae_config"]["depth"] = 3
     meta_path.write_text(json.dumps(meta))
+    _write_checksums(meta_path.parent)
     with pytest.raises(ValueError, match=r"missing key 'encoder\.blocks\.2\.norm1\.weight'"):
         load_encoder(meta_path.parent)
 
@@ -194,7 +198,7 @@ def test_overwrite_refusal_and_atomic_write(tmp_path, model, monkeypatch):
     monkeypatch.undo()
 
     export_encoder(model, out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "config.json", "model.safetensors"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # no temp or backup left behind
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -265,7 +269,7 @@ def test_missing_and_foreign_files_say_what_is_wrong(tmp_path, cfg, model, capsy
     spec.loader.exec_module(cli)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--checkpoint", str(tmp_path / "runs" / "checkpoint.pt"), "--out", str(tmp_path / "native")])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "checkpoint.pt: file not found" in err and "config.json" not in err
 
@@ -283,7 +287,8 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, cfg, model):
     weights = load_file(good / "model.safetensors")
     weights["encoder.patch_embed.proj.bias"][3] = float("inf")
     save_file(weights, str(good / "model.safetensors"))
-    with pytest.raises(ValueError, match=r"'encoder.patch_embed.proj.bias'"):
+    (good / "SHA256SUMS").unlink()  # as if written before checksums (else the checksum refuses it first)
+    with pytest.warns(UserWarning, match="no SHA256SUMS"), pytest.raises(ValueError, match=r"'encoder.patch_embed.proj.bias'"):
         load_encoder(good)
     ckpt = tmp_path / "ckpt.pt"
     torch.save({"mae_config": cfg.to_dict(), "mae_state": broken.state_dict()}, ckpt)
@@ -305,3 +310,73 @@ def test_separable_positions_round_trip_natively_and_refuse_other_formats(tmp_pa
         with pytest.raises(ValueError, match="3-D.*1-D sin-cos table"):
             export_encoder(mae, tmp_path / fmt, format=fmt)
         assert not (tmp_path / fmt).exists()
+
+
+def test_corrupted_byte_range_is_refused_naming_the_file(tmp_path, model):
+    out = export_encoder(model, tmp_path / "native")
+    assert verify_export(out)
+    weights = out / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-64:-32] = bytes(32)  # zero a byte range inside the tensor data: still a valid safetensors file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"model\.safetensors: SHA-256 differs"):
+        load_encoder(out)
+    (out / "SHA256SUMS").unlink()
+    with pytest.warns(UserWarning, match="no SHA256SUMS"):
+        load_encoder(out)  # an old export without checksums still loads, with a warning
+
+
+def test_truncated_safetensors_error_names_the_file(tmp_path, model):
+    out = export_encoder(model, tmp_path / "native")
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    (out / "SHA256SUMS").unlink()  # the safetensors reader itself must name the file
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"native/model\.safetensors: not a readable"):
+        load_encoder(out)
+
+
+def test_export_cli_truncated_export_is_one_error_line(tmp_path, model, capsys, monkeypatch):
+    import importlib.util
+
+    out = export_encoder(model, tmp_path / "native")
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    script = Path(__file__).parents[1] / "experiments" / "export_encoder.py"
+    spec = importlib.util.spec_from_file_location("export_cli_truncated", script)
+    cli = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, cli)
+    spec.loader.exec_module(cli)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--checkpoint", str(out), "--out", str(tmp_path / "hf"), "--format", "hf"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("export_encoder.py: error:") and "model.safetensors" in err[0]
+
+
+@pytest.mark.parametrize("fmt", ["native", "videomae", "hf"])
+def test_export_files_are_readable_by_all(tmp_path, model, fmt):
+    out = export_encoder(model, tmp_path / fmt, format=fmt)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert all(mode & 0o044 == 0o044 for mode in modes.values()), modes
+
+
+def test_hf_export_has_labels_and_card_from_the_checkpoint(tmp_path, cfg, model):
+    run_config = {"method": "ppo_tats", "total_steps": 16, "warmup_steps": 16, "num_envs": 2,
+                  "warmup_masker": "tube", "sampler": {"direction": "hard"},
+                  "env": {"data": "synthetic", "mask_ratio": 0.9, "seed": 3, "preset": "tiny"}}
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.parent.mkdir()
+    torch.save({"mae_config": cfg.to_dict(), "mae_state": model.state_dict(), "config": run_config,
+                "warmup_done": 16, "num_timesteps": 16}, ckpt)
+    (ckpt.parent / "summary.json").write_text(json.dumps({"clips": 32, "motion_lift": {
+        "first_quarter": 0.1, "last_quarter": 0.25, "direction": "hard"}}))
+    out = export_encoder(ckpt, tmp_path / "hf", format="hf")
+    hf_cfg = json.loads((out / "config.json").read_text())
+    assert hf_cfg["id2label"]["0"] and hf_cfg["label2id"][hf_cfg["id2label"]["0"]] == 0
+    card = (out / "README.md").read_text()
+    assert "ppo_tats" in card and "last quarter 0.250" in card and "--config tats_training_config.json" in card
+    assert json.loads((out / "tats_training_config.json").read_text()) == run_config
+
+    bare = (export_encoder(model, tmp_path / "bare", format="hf") / "README.md").read_text()
+    assert "Not known" in bare and "## Command" not in bare
+    assert "id2label" not in json.loads((tmp_path / "bare" / "config.json").read_text())
