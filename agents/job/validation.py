@@ -110,9 +110,12 @@ def _cross_field_problems(cfg: Any) -> Iterator[str]:
     """Preset, device, data path, run folder, and the rules that tie two options together."""
     if cfg.env.preset not in PRESETS:
         yield f"--preset {cfg.env.preset}: unknown preset; choose one of {', '.join(PRESETS)}"
-    for problem in (_mask_count_problem(cfg), _out_problem(cfg.out) and f"--out {cfg.out}: {_out_problem(cfg.out)}"):
-        if problem:
-            yield problem
+    mask_count = _mask_count_problem(cfg)
+    if mask_count:
+        yield mask_count
+    out = _out_problem(cfg.out)
+    if out:
+        yield f"--out {cfg.out}: {out}"
     device_problem = check_device(cfg.device)
     if device_problem:
         yield f"--device {cfg.device}: {device_problem}"
