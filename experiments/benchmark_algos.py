@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from agents.job.validation import ConfigError
 from agents.bench.matrix import BenchmarkConfig, BenchmarkResult, run_benchmark
 from tats_env.commandline import parse
 from tats_env.data import DataSourceError, check_data_source
@@ -29,7 +30,11 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkResult:
     except DataSourceError as exc:
         print(f"benchmark_algos.py: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    result = run_benchmark(cfg)
+    try:
+        result = run_benchmark(cfg)
+    except ConfigError as exc:  # raised by the up-front checks, before any cell starts
+        print("\n".join(f"benchmark_algos.py: error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
+        raise SystemExit(2) from None
     for name, path in result.outputs.items():
         print(f"{name}: {path}")
     if result.failed:

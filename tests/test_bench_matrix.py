@@ -23,6 +23,35 @@ from tats_env import EnvConfig, RewardConfig, VideoMaskingVecEnv, make_vec_env
 ROOT = Path(__file__).parents[1]
 
 
+def refused(script, argv, capsys) -> list[str]:
+    """The error lines of a benchmark_algos.py run that must exit 2 before any cell (and write nothing)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(line.startswith("benchmark_algos.py: error: ") for line in err) and "Traceback" not in str(err)
+    return [line.removeprefix("benchmark_algos.py: error: ") for line in err]
+
+
+def test_every_bad_benchmark_option_is_one_error_line_before_any_cell(tmp_path, capsys):
+    out = tmp_path / "bench"
+    lines = refused(load_script(), ["--quick", "--out", str(out), "--total-clips", "10", "--eval-mask-ratio", "1.5",
+                                    "--mae-overrides", "depth", "--seed", "3", "--direction", "show_hard",
+                                    "--jobs", "0", "--ratios", "0.9", "1.2"], capsys)
+    assert lines == [
+        "--total-clips 10: must be a positive multiple of --num-envs 4",
+        "--jobs 0: must be >= 1",
+        "--eval-mask-ratio 1.5: must be in (0, 1)",
+        "--ratios 1.2: every ratio must be in (0, 1)",
+        "--seed / --split: every cell trains on the train split with its seed from --seeds; set --seeds",
+        "--direction show_hard: the benchmark runs every direction listed in --directions (one row each); set that "
+        "instead",
+        "--mae-overrides takes key=value items, got 'depth'",
+    ]
+    assert not out.exists()  # nothing written
+
+
 def load_script():
     spec = importlib.util.spec_from_file_location("benchmark_algos", ROOT / "experiments" / "benchmark_algos.py")
     module = importlib.util.module_from_spec(spec)
@@ -122,7 +151,7 @@ def test_scratch_cell_skips_pre_training(synthetic_root, tmp_path):
     assert (tmp_path / "cells" / "scratch_r0.9_s0" / "encoder" / "config.json").is_file()
 
 
-def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
+def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path, capsys):
     script = load_script()
     out = tmp_path / "bench"
     argv = ["--quick", "--data", str(synthetic_root), "--out", str(out)]
@@ -169,10 +198,13 @@ def test_quick_run_end_to_end_then_rerun_skips(synthetic_root, tmp_path):
     assert not (out / "cells" / "tube_r0.9_s0.json").exists()
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 3  # the report covers every finished cell in --out
-    with pytest.raises(ValueError, match="total_clips"):
-        script.main(argv + ["--total-clips", "24"])
-    with pytest.raises(ValueError, match="val.txt"):
-        script.main(["--quick", "--data", str(synthetic_root / "train.txt"), "--out", str(out)])
+    # A finished cell computed with other settings is refused up front (the budget is part of its settings).
+    lines = refused(script, argv + ["--total-clips", "32", "--report-only"], capsys)
+    assert len(lines) == 3 and all("was computed with different settings (total_clips)" in line for line in lines)
+    assert refused(script, argv + ["--total-clips", "22"], capsys) == [
+        "--total-clips 22: must be a positive multiple of --num-envs 4"]
+    assert "val.txt" in refused(script, ["--quick", "--data", str(synthetic_root / "train.txt"), "--out", str(out)],
+                                capsys)[0]
 
 
 def test_a_failing_cell_is_reported_and_does_not_stop_the_run(real_list_file, tmp_path, capsys):
@@ -191,8 +223,9 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_run(real_list_file, tm
     assert not (out / "cells" / "show_moving_2_r0.9_s0.json").exists()
     assert (out / "cells" / "random_r0.9_s0.json").is_file()  # the other cell still ran
     assert "show_moving_2_r0.9_s0" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="baseline_decay: must be in"):  # a bad value is refused before any cell
-        load_script().main(["--quick", "--data", str(data), "--out", str(out), "--reinforce.baseline-decay", "1.5"])
+    lines = refused(load_script(), ["--quick", "--data", str(data), "--out", str(out), "--reinforce.baseline-decay",
+                                    "1.5"], capsys)  # a bad value is refused before any cell
+    assert len(lines) == 1 and lines[0].startswith("--reinforce.baseline-decay 1.5: must be in")
 
 
 def test_registry_builds_token_level_learners_in_the_configured_direction(synthetic_root):

@@ -41,6 +41,7 @@ import tyro
 import yaml
 from stable_baselines3.common.utils import set_random_seed
 
+from agents.bench.checks import changed_settings, check_benchmark
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
 from agents.bench.report import write_report
 from agents.job.config import cpu_env
@@ -50,7 +51,6 @@ from agents.registry import (
     SAMPLERS, SamplerConfig, build_sampler, default_matrix, fixed_maskers, recommended_diversity, sampler_env_config,
     sampler_hyperparams,
 )
-from tats_env.checks import config_problems
 from tats_env.commandline import config_to_dict
 from tats_env.config import MAEConfig, VideoSpec, get_preset
 from tats_env.env import EnvConfig, VideoMaskingVecEnv
@@ -261,30 +261,6 @@ def settings(cfg: BenchmarkConfig, cell: Cell) -> dict[str, Any]:
     return values
 
 
-def _check_config(cfg: BenchmarkConfig) -> None:
-    """Raise ``ValueError`` for a budget the cells cannot spend exactly, or data without a val split."""
-    data = cfg.env.data
-    if data != "synthetic" and not (Path(data) / "val.txt").is_file():
-        raise ValueError(f"--data {data!r}: the benchmark needs held-out clips; pass 'synthetic' or a folder "
-                         "holding train.txt and val.txt")
-    if cfg.env.seed != EnvConfig.seed or cfg.env.split != EnvConfig.split:
-        raise ValueError("--seed / --split: every cell trains on the train split with its seed from --seeds")
-    if cfg.total_clips < cfg.num_envs or cfg.total_clips % cfg.num_envs:
-        raise ValueError(f"total_clips={cfg.total_clips} must be a positive multiple of num_envs={cfg.num_envs}")
-    if cfg.warmup_clips % cfg.num_envs or not 0 <= cfg.warmup_clips < cfg.total_clips:
-        raise ValueError(f"warmup_clips={cfg.warmup_clips} must be a multiple of num_envs={cfg.num_envs} "
-                         f"below total_clips={cfg.total_clips}")
-    problems = [f"{path}: {text}" for path, text in (*config_problems(cfg.env, "env."),
-                                                    *config_problems(cfg.sampler, "sampler."))]
-    if problems:
-        raise ValueError("invalid options: " + "; ".join(problems))
-    if cfg.sampler.direction != SamplerConfig.direction:
-        raise ValueError(f"--direction {cfg.sampler.direction}: the benchmark runs every direction listed in "
-                         "--directions (one row each); set that instead")
-    if cfg.downstream_videos_per_class is not None and cfg.downstream_videos_per_class < 1:
-        raise ValueError(f"downstream_videos_per_class must be >= 1 (or unset), got {cfg.downstream_videos_per_class}")
-
-
 def downstream_clipsets(cfg: BenchmarkConfig, spec: VideoSpec) -> tuple[ClipSet, ClipSet]:
     """The train and val clips of the probe and fine-tune: one centre clip per video of ``cfg.env.data``, at most
     ``downstream_videos_per_class`` videos of each class when set (list files are often sorted by class)."""
@@ -416,17 +392,8 @@ def cell_path(out: Path, cell: Cell) -> Path:
 
 
 def _finished(cfg: BenchmarkConfig, cell: Cell) -> bool:
-    """True when the cell's JSON exists; raises if it was computed with different settings."""
-    path = cell_path(cfg.out, cell)
-    if not path.is_file():
-        return False
-    saved = json.loads(path.read_text()).get("settings", {})
-    now = settings(cfg, cell)
-    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if changed:
-        raise ValueError(f"{path} was computed with different settings ({', '.join(changed)}); "
-                         f"use another --out, or delete the file to recompute the cell")
-    return True
+    """True when the cell's JSON exists (:func:`check_benchmark` has refused one computed with other settings)."""
+    return changed_settings(cfg, cell) is not None
 
 
 def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:
@@ -467,8 +434,7 @@ class BenchmarkResult:
 def run_benchmark(cfg: BenchmarkConfig, log: Any = sys.stdout) -> BenchmarkResult:
     """Run every unfinished selected cell (``cfg.jobs`` at a time), then write the report over all finished cells."""
     cfg = apply_quick(cfg)
-    _check_config(cfg)
-    mae_config(cfg)  # fail early on bad overrides
+    check_benchmark(cfg)  # every problem, one line each, before any cell
     cells = list_cells(cfg)
     result = BenchmarkResult()
     todo: list[Cell] = []
