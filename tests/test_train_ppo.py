@@ -153,7 +153,7 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     assert not (out / ".checkpoint.pt.killed.tmp").exists()  # stale temporaries are removed at start
 
     summary = train_ppo.main(args)
-    assert summary["resumed_from"] == done
+    assert summary["resumed_from"] == done + saved["warmup_done"]  # on the run's clip axis
     assert summary["clips"] == done + rollout + 8  # PPO clips + warm-up clips
     assert summary["mae_updates"] == saved["core"]["engine"]["num_updates"] + rollout // 4
     assert summary["motion_lift"]["steps"] == (done + rollout) // 4  # the curve before the kill was checkpointed
