@@ -170,3 +170,17 @@ def test_ctrl_c_saves_at_the_next_boundary_and_resumes_exactly(synthetic_root: P
     for key in ("clips", "mae_updates", "motion_lift", "mask_composition", "resumed_from"):
         assert resumed[key] == extended[key], key
 
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_handler_is_restored():
+    from agents.job.trainer import StopRequest
+
+    previous = signal.getsignal(signal.SIGINT)
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt), StopRequest(lines.append) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert stop.requested and len(lines) == 1 and "Ctrl-C again" in lines[0]
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is previous
