@@ -168,6 +168,13 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     for row in old_rows:
         again = new_rows[int(row["time/clips"])]
         assert all(again[key] == value for key, value in row.items()), "a pre-kill row changed"
+    # Every redone row fills the train/* columns an uninterrupted row does (the update logged before the kill
+    # is carried by the checkpoint into the first row after it).
+    def train_filled(row: dict[str, str]) -> set[str]:
+        return {key for key, value in row.items() if key.startswith("train/") and value}
+
+    last = train_filled(new_rows[clips[-1]])
+    assert last and all(train_filled(new_rows[c]) == last for c in clips if c > at_checkpoint)
 
 
 def test_warmup_only_run_checkpoints_in_chunks_and_resumes(synthetic_root, tmp_path, monkeypatch):
