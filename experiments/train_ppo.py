@@ -11,6 +11,11 @@
 Every option with its default: ``python experiments/train_ppo.py --help``. A bad option, a run
 folder that does not fit the request, or a diverging run end with one ``error:`` line on stderr
 (exit status 2 for options, 1 otherwise) instead of a traceback.
+
+Ctrl-C stops at the next checkpoint boundary (the next warm-up chunk or rollout start), saves a
+checkpoint there that resumes exactly, and exits 130 with the ``--resume`` command; a second Ctrl-C
+stops at once, keeping the last checkpoint. ``--resume`` of a finished run (its budget done, its
+summary written) changes nothing: it prints one line saying so and exits 0.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from agents.job.guards import NonFiniteError
 from agents.job.progress import report_lines
 from agents.job.run_dir import RunDirError
 from agents.job.config import parse_train_config
-from agents.job.trainer import train
+from agents.job.trainer import RunFinished, TrainingInterrupted, train
 from agents.job.validation import ConfigError
 from tats_env.data.dataset import NoUsableVideoError
 
@@ -40,9 +45,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     except (RunDirError, CheckpointError, NonFiniteError, NoUsableVideoError) as exc:
         print(f"train_ppo.py: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    except RunFinished as done:
+        if is_main_process():
+            print(f"train_ppo.py: {done}")
+        return done.summary
+    except TrainingInterrupted as exc:
+        if is_main_process():
+            print(f"\ntrain_ppo.py: {exc}", file=sys.stderr)
+        raise SystemExit(130) from None
     except KeyboardInterrupt:
         out = cfg.out if "cfg" in locals() else "<--out>"
-        print(f"\ntrain_ppo.py: interrupted; the last checkpoint in {out} is kept (written at the last rollout "
+        print(f"\ntrain_ppo.py: interrupted; the last checkpoint in {out} is kept (written at the last checkpoint "
               f"boundary); continue with: python experiments/train_ppo.py --out {out} --resume", file=sys.stderr)
         raise SystemExit(130) from None
     if is_main_process():

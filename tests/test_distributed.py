@@ -72,7 +72,7 @@ def test_torchrun_reinforce_resumes_with_identical_replicas(synthetic_root, tmp_
     first = _torchrun(synthetic_root, out, 16, "--method", "reinforce")
     assert first["replicas_identical"] and first["clips"] == 24 and first["mae_updates"] == 3
     resumed = _torchrun(synthetic_root, out, 32, "--method", "reinforce", "--resume")
-    assert resumed["resumed_from"] == 16 and resumed["clips"] == 40 and resumed["mae_updates"] == 5
+    assert resumed["resumed_from"] == 24 and resumed["clips"] == 40 and resumed["mae_updates"] == 5
     assert resumed["replicas_identical"]
     assert resumed["replica_sha256"][0] == _checkpoint_digest(out / "checkpoint.pt") != first["replica_sha256"][0]
 

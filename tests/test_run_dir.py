@@ -83,7 +83,7 @@ def test_resume_restores_the_saved_config(run_copy: Path, listing: Path):
 
     (run_copy / ".encoder-native.tmp-0123abcd").mkdir()  # an export killed mid-write
     summary = train_ppo.main(argv)
-    assert summary["resumed_from"] == 16 and summary["clips"] == 8 + 32
+    assert summary["resumed_from"] == 8 + 16 and summary["clips"] == 8 + 32
     state = torch.load(run_copy / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["config"]["env"]["mask_ratio"] == 0.75 and state["config"]["total_steps"] == 32
     assert json.loads((run_copy / "config.json").read_text())["env"]["mask_ratio"] == 0.75

@@ -153,7 +153,7 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     assert not (out / ".checkpoint.pt.killed.tmp").exists()  # stale temporaries are removed at start
 
     summary = train_ppo.main(args)
-    assert summary["resumed_from"] == done
+    assert summary["resumed_from"] == done + saved["warmup_done"]  # on the run's clip axis
     assert summary["clips"] == done + rollout + 8  # PPO clips + warm-up clips
     assert summary["mae_updates"] == saved["core"]["engine"]["num_updates"] + rollout // 4
     assert summary["motion_lift"]["steps"] == (done + rollout) // 4  # the curve before the kill was checkpointed
@@ -168,6 +168,13 @@ def test_killed_run_resumes_from_last_checkpoint(synthetic_root, tmp_path):
     for row in old_rows:
         again = new_rows[int(row["time/clips"])]
         assert all(again[key] == value for key, value in row.items()), "a pre-kill row changed"
+    # Every redone row fills the train/* columns an uninterrupted row does (the update logged before the kill
+    # is carried by the checkpoint into the first row after it).
+    def train_filled(row: dict[str, str]) -> set[str]:
+        return {key for key, value in row.items() if key.startswith("train/") and value}
+
+    last = train_filled(new_rows[clips[-1]])
+    assert last and all(train_filled(new_rows[c]) == last for c in clips if c > at_checkpoint)
 
 
 def test_warmup_only_run_checkpoints_in_chunks_and_resumes(synthetic_root, tmp_path, monkeypatch):

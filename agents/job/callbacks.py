@@ -132,19 +132,26 @@ class CheckpointEveryCallback(BaseCallback):
     """Calls ``save()`` every ``every`` clips and once more when training ends.
 
     Saves at the start of a rollout, after the previous policy update and before new data is
-    collected, so a checkpoint never holds a half-filled rollout buffer.
+    collected, so a checkpoint never holds a half-filled rollout buffer. When ``stop()`` is true at a
+    rollout start (a Ctrl-C asked for it), ``on_stop()`` is called there instead: it saves and raises to end training.
     """
 
-    def __init__(self, every: int, save: Callable[[], Path], verbose: int = 0) -> None:
+    def __init__(self, every: int, save: Callable[[], Path], verbose: int = 0, stop: Callable[[], bool] | None = None,
+                 on_stop: Callable[[], None] | None = None) -> None:
         super().__init__(verbose)
         self.every = max(1, every)
         self.save = save
+        self.stop = stop
+        self.on_stop = on_stop
         self._next = 0
 
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.every + 1) * self.every
 
     def _on_rollout_start(self) -> None:
+        if self.stop is not None and self.on_stop is not None and self.stop():
+            self.on_stop()
+            return
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.every + 1) * self.every
             self.save()

@@ -16,10 +16,18 @@ Under ``torchrun`` the hooks marked ``[distributed]`` hand over to :mod:`agents.
 from __future__ import annotations
 
 import contextlib
+import json
 import dataclasses
 import math
+import numbers
 import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
 import time
+from importlib import metadata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +53,83 @@ from agents.registry import build_sampler, sampler_env_config
 from tats_env.env import VideoMaskingVecEnv
 from tats_env.utils import atomic_write_json
 
-__all__ = ["CoTrainer", "train", "build_env", "resolve_device", "seed_everything", "MIN_STEPS_PER_DUMP"]
+__all__ = ["CoTrainer", "train", "build_env", "resolve_device", "seed_everything", "MIN_STEPS_PER_DUMP",
+           "RunFinished", "TrainingInterrupted", "StopRequest", "package_versions", "git_commit"]
+
+VERSIONED_PACKAGES = ("torch", "stable-baselines3", "gymnasium", "timm", "numpy", "tats-env")
+"""Packages whose installed versions ``summary.json`` records (with python's)."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's version and the installed versions of :data:`VERSIONED_PACKAGES` (None when one is missing)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(root: str | Path = REPO_ROOT) -> str | None:
+    """The commit checked out in ``root`` (the source tree of this code), or None outside a git checkout or without git."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) == 40 else None
+
+
+class RunFinished(Exception):
+    """``--resume`` of a run whose budget is done and whose summary is written: nothing to train or rewrite."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped the run at a checkpoint boundary, after saving that checkpoint (``clips``: its position)."""
+
+    def __init__(self, out: Path, clips: int) -> None:
+        super().__init__(f"interrupted; saved a checkpoint at {clips:,} clips in {out}; continue with: "
+                         f"python experiments/train_ppo.py --out {out} --resume")
+        self.out, self.clips = out, clips
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) while training: the first asks the run to stop at its next checkpoint boundary (the next
+    warm-up chunk or rollout start, where it saves a checkpoint that resumes exactly); a second aborts at once
+    (``KeyboardInterrupt``; the last checkpoint is kept). Installed only in the main thread of a single process;
+    the previous handler is restored on exit."""
+
+    def __init__(self, write: Any = None) -> None:
+        self.requested = False
+        self._write = write
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self._write is not None:
+            self._write("train_ppo.py: Ctrl-C: stopping at the next checkpoint (Ctrl-C again to stop at once, "
+                        "keeping the last checkpoint)")
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread() and distributed.get_world_size() == 1:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
 
 MIN_STEPS_PER_DUMP = 4
 CONTENT_BLIND_OVERLAP = 0.5
@@ -101,7 +185,19 @@ class CoTrainer(PretrainHooks):
         self.out = Path(cfg.out)
         self.checkpoint_path = self.out / CHECKPOINT_NAME
         self.lock: RunDirLock | None = None
-        self._prepare_run_dir()
+        self.stop = StopRequest()
+        self.wall_before = 0.0
+        """Training seconds of the earlier processes of this run, up to the checkpoint resumed from."""
+        self._started: float | None = None
+        self._pending_log: dict[str, Any] = {}
+        try:
+            self._prepare_run_dir()
+            if cfg.resume:
+                self._check_position()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.env.seed, cfg.deterministic)  # the one seeding point: before env, MAE and sampler exist
         self.env = build_env(cfg, self.device)
@@ -126,6 +222,29 @@ class CoTrainer(PretrainHooks):
         distributed.barrier()
         if self.cfg.resume:
             check_resume_config(read_saved_config(TrainConfig, self.out), self.cfg, self.out)
+
+    def _check_position(self) -> None:
+        """Before anything is built: a budget below the run's position is refused (:class:`ConfigError`), a run
+        whose budget is done and whose summary is written is :class:`RunFinished` (nothing is retrained or rewritten)."""
+        state = load_checkpoint(self.checkpoint_path, allow_pickle=True)
+        sampler_done, warm_done = int(state["num_timesteps"]), int(state["warmup_done"])
+        cfg = self.cfg
+        position = f"the run is at {warm_done + sampler_done:,} clips ({warm_done:,} warm-up, {sampler_done:,} sampler)"
+        if cfg.total_steps < sampler_done:
+            raise ConfigError(f"--total-steps {cfg.total_steps}: {position}; on --resume the budget can only be "
+                              f"kept or raised (--total-steps >= {sampler_done})")
+        if cfg.warmup_steps < warm_done:
+            raise ConfigError(f"--warmup-steps {cfg.warmup_steps}: {position}; on --resume the warm-up can only be "
+                              f"kept or raised (--warmup-steps >= {warm_done})")
+        summary_path = self.out / SUMMARY_NAME
+        if sampler_done >= cfg.total_steps and warm_done >= cfg.warmup_steps and summary_path.is_file():
+            try:
+                summary = json.loads(summary_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                return  # an unreadable summary: let the run write it again (it trains nothing)
+            raise RunFinished(f"{self.out} is finished ({warm_done + sampler_done:,} clips, its whole budget); "
+                              f"nothing was changed; its summary is {summary_path}. To train on, raise the budget: "
+                              f"--resume --total-steps N with N > {sampler_done}", summary)
 
     @property
     def clips_done(self) -> int:
@@ -152,11 +271,29 @@ class CoTrainer(PretrainHooks):
             # A step without moving tokens records NaN with weight 0; store 0 (still weight 0) so the finite check passes.
             "motion_curve": [{k: v if math.isfinite(v) else 0.0 for k, v in row.items()} for row in self.motion_curve.rows],
             "rng": rng_state(),
+            "wall_time_s": self.wall_time(),
+            "pending_log": self._logger_pending(),
         }
         check_finite(state, f"checkpoint at {self.clips_done} clips",
                      f"not written, the last good {self.checkpoint_path} is kept; the run diverged: lower the "
                      "learning rate (--mae.lr, --ppo.learning-rate, ...) and start again")
         return save_checkpoint(state, self.checkpoint_path)
+
+    def wall_time(self) -> float:
+        """Training seconds of the whole run: earlier processes (up to their checkpoint) plus this one."""
+        return self.wall_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def _logger_pending(self) -> dict[str, Any]:
+        """The numbers recorded since the logger's last dump (SB3 logs a PPO update's ``train/*`` at the next
+        rollout's dump), so a resumed run writes them in its first row as an uninterrupted run would."""
+        logger = self.logger
+        if logger is None:
+            return {}
+        values = {key: float(value) for key, value in logger.name_to_value.items()
+                  if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)}
+        return {"values": values,
+                "counts": {key: int(logger.name_to_count.get(key, 0)) for key in values},
+                "excluded": {key: list(logger.name_to_excluded.get(key, ())) for key in values}}
 
     def restore(self, path: Path) -> None:
         """Load a checkpoint written by :meth:`save` into this trainer."""
@@ -166,6 +303,8 @@ class CoTrainer(PretrainHooks):
         self.warmup_done = int(state["warmup_done"])
         self.motion_curve.rows = list(state.get("motion_curve", []))
         set_rng_state(state["rng"])
+        self.wall_before = float(state.get("wall_time_s", 0.0))
+        self._pending_log = dict(state.get("pending_log", {}))
         # The clip order cannot resume mid-epoch; the sampler's next reset continues from a stream seeded
         # by the position (this replaces the seed the sampler queued at construction).
         position = self.cfg.env.seed + 1 + self.sampler.num_timesteps + self.warmup_done
@@ -173,7 +312,7 @@ class CoTrainer(PretrainHooks):
         distributed.reseed_rank(position, self.sampler)  # [distributed] ranks > 0: their own streams again
 
     def _resume(self) -> int:
-        """Restore the run's checkpoint; returns the sampler clips it had done."""
+        """Restore the run's checkpoint; returns the clips of the run it had done (warm-up and sampler)."""
         ckpt = find_checkpoint(self.out)
         if ckpt is None:  # prepare_run_dir checked it; the folder changed since
             raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {self.out}")
@@ -181,7 +320,7 @@ class CoTrainer(PretrainHooks):
         if self.sampler.num_timesteps > 0 and self.cfg.warmup_steps > self.warmup_done:
             raise ConfigError(f"--warmup-steps {self.cfg.warmup_steps}: this run's sampler started after "
                               f"{self.warmup_done} warm-up clips; the warm-up can only be extended before that")
-        return self.sampler.num_timesteps
+        return self.clips_done
 
     # --- the pre-training loop's hooks -------------------------------------------------------------------
 
@@ -206,9 +345,16 @@ class CoTrainer(PretrainHooks):
         self.logger.offset = 0 if name.startswith("warm-up") else self.warmup_done
 
     def on_warmup_chunk(self, warmup_done: int) -> None:
-        """Checkpoint after every warm-up chunk, so a killed warm-up resumes."""
+        """Checkpoint after every warm-up chunk, so a killed warm-up resumes; stop there after a Ctrl-C."""
         self.warmup_done = warmup_done
         self.save()
+        if self.stop.requested:
+            raise TrainingInterrupted(self.out, self.clips_done)
+
+    def _save_and_stop(self) -> None:
+        """At a rollout start after a Ctrl-C: save the checkpoint there and stop."""
+        self.save()
+        raise TrainingInterrupted(self.out, self.clips_done)
 
     def warmup_callbacks(self) -> list[BaseCallback]:
         """Divergence guard, env statistics, mask images (``images/warmup/``), progress."""
@@ -229,7 +375,8 @@ class CoTrainer(PretrainHooks):
             EnvStatsCallback(cfg.sampler.direction),
             self.motion_curve,
             MaskImageCallback(cfg.image_every, self.out / "images", offset=self.warmup_done),
-            CheckpointEveryCallback(cfg.checkpoint_every, self.save),
+            CheckpointEveryCallback(cfg.checkpoint_every, self.save,
+                                    stop=lambda: self.stop.requested, on_stop=self._save_and_stop),
             ProgressCallback(self.progress, offset=self.warmup_done),
         ])
 
@@ -243,6 +390,11 @@ class CoTrainer(PretrainHooks):
         summary = TerminalSummary(progress, cfg.summary_every)
         self.logger = (make_run_logger(self.out / "tb", resume_at, cfg.verbose, extra=[summary]) if main
                        else RunLogger(None, []))
+        pending = self._pending_log  # what the checkpoint's process had recorded but not yet written
+        for key, value in pending.get("values", {}).items():
+            self.logger.name_to_value[key] = value
+            self.logger.name_to_count[key] = pending.get("counts", {}).get(key, 0)
+            self.logger.name_to_excluded[key] = tuple(pending.get("excluded", {}).get(key, ()))
         self.progress = progress
         try:
             with one_line_warnings(progress):
@@ -268,16 +420,17 @@ class CoTrainer(PretrainHooks):
         resumed_from = self._resume() if self.cfg.resume else None
         if distributed.is_main_process():  # [distributed]
             atomic_write_json(self.cfg.to_dict(), self.out / CONFIG_NAME)
-        start = time.perf_counter()
+        self._started = time.perf_counter()
         cfg = self.cfg
         plan = PretrainPlan(warmup_clips=cfg.warmup_steps, warmup_masker=cfg.warmup_masker,
                             sampler_clips=cfg.total_steps, seed=cfg.env.seed,
                             warmup_chunk=max(cfg.checkpoint_every, cfg.num_envs))
-        with self._terminal(self.clips_done if resumed_from is not None else None):
+        with self._terminal(self.clips_done if resumed_from is not None else None) as progress, self.stop:
+            self.stop._write = lambda line: progress.write(line, file=sys.stderr)
             self._announce(resumed_from)
             self.warmup_done = pretrain(self.monitored, self.sampler, plan, self, warmup_done=self.warmup_done,
                                         name=cfg.method)
-        wall = time.perf_counter() - start
+        wall = self.wall_time()
         exports = self.export()
         summary = self._summary(exports, wall, resumed_from)
         summary.update(distributed.distributed_summary(self))  # [distributed] world_size, global batch, digests
@@ -304,6 +457,8 @@ class CoTrainer(PretrainHooks):
             "skipped_mae_updates": self.env.engine.skipped_updates,
             "wall_time_s": round(wall, 1),
             "resumed_from": resumed_from,
+            "versions": package_versions(),
+            "git_commit": git_commit(),
             "skipped_videos": clips.skipped,
             "bad_videos": clips.bad_videos,
         }
