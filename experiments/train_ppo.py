@@ -25,11 +25,11 @@ from collections.abc import Sequence
 
 from agents.job.checkpoint import CheckpointError
 from agents.job.distributed import is_main_process
-from agents.job.guards import NonFiniteError
+from agents.job.guards import NonFiniteError, TrainingInterrupted
 from agents.job.progress import report_lines
-from agents.job.run_dir import RunDirError
+from agents.job.run_dir import RunDirError, RunFinished
 from agents.job.config import parse_train_config
-from agents.job.trainer import RunFinished, TrainingInterrupted, train
+from agents.job.trainer import train
 from agents.job.validation import ConfigError
 from tats_env.data.dataset import NoUsableVideoError
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -28,6 +31,7 @@ import torch
 __all__ = [
     "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "replace_dir",
     "remove_stale_temporaries", "nonfinite_tensors", "autocast_context", "peak_rss_mb", "seeded_torch",
+    "package_versions", "git_commit",
 ]
 
 
@@ -137,3 +141,31 @@ def seeded_torch(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+VERSIONED_PACKAGES = ("torch", "stable-baselines3", "gymnasium", "timm", "numpy", "tats-env")
+"""Packages whose installed versions ``summary.json`` records (with python's)."""
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The source tree of this code (a git checkout when installed with ``pip install -e``)."""
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's version and the installed versions of :data:`VERSIONED_PACKAGES` (None when one is missing)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(root: str | Path = REPO_ROOT) -> str | None:
+    """The commit checked out in ``root`` (the source tree of this code), or None outside a git checkout or without git."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) == 40 else None

@@ -97,7 +97,7 @@ def test_resumed_rows_wall_time_and_versions_match_an_uninterrupted_run(syntheti
 
 
 def test_git_commit_is_none_outside_a_git_checkout(tmp_path: Path):
-    from agents.job.trainer import git_commit
+    from tats_env.utils import git_commit
 
     assert git_commit(tmp_path) is None
 
@@ -173,7 +173,7 @@ def test_ctrl_c_saves_at_the_next_boundary_and_resumes_exactly(synthetic_root: P
 
 
 def test_a_second_ctrl_c_stops_at_once_and_the_handler_is_restored():
-    from agents.job.trainer import StopRequest
+    from agents.job.guards import StopRequest
 
     previous = signal.getsignal(signal.SIGINT)
     lines: list[str] = []

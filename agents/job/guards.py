@@ -4,19 +4,24 @@ The env's engine skips an MAE step whose loss or gradient is not finite and coun
 (:class:`tats_env.env.CoTrainingEngine`); :class:`NonFiniteGuardCallback` stops the run after
 ``max_consecutive`` such skips in a row and after any sampler update that leaves non-finite
 weights; :func:`check_finite` is called on every checkpoint before it is written, so the last
-good checkpoint stays in place.
+good checkpoint stays in place. :class:`StopRequest` turns Ctrl-C into a stop at the next checkpoint
+boundary (:class:`TrainingInterrupted` after that checkpoint is saved).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
+from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.job import distributed
 from tats_env.utils import nonfinite_tensors
 
-__all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights"]
+__all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights", "StopRequest", "TrainingInterrupted"]
 
 
 class NonFiniteError(RuntimeError):
@@ -77,3 +82,44 @@ class NonFiniteGuardCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self.logger.record("mae/skipped_updates", self._engine.skipped_updates)
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped the run at a checkpoint boundary, after saving that checkpoint (``clips``: its position)."""
+
+    def __init__(self, out: Path, clips: int) -> None:
+        super().__init__(f"interrupted; saved a checkpoint at {clips:,} clips in {out}; continue with: "
+                         f"python experiments/train_ppo.py --out {out} --resume")
+        self.out, self.clips = out, clips
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) while training: the first asks the run to stop at its next checkpoint boundary (the next
+    warm-up chunk or rollout start, where it saves a checkpoint that resumes exactly); a second aborts at once
+    (``KeyboardInterrupt``; the last checkpoint is kept). Installed only in the main thread of a single process;
+    the previous handler is restored on exit."""
+
+    def __init__(self, write: Any = None) -> None:
+        self.requested = False
+        self._write = write
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self._write is not None:
+            self._write("train_ppo.py: Ctrl-C: stopping at the next checkpoint (Ctrl-C again to stop at once, "
+                        "keeping the last checkpoint)")
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread() and distributed.get_world_size() == 1:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False

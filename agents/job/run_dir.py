@@ -29,7 +29,8 @@ from tats_env.utils import remove_stale_temporaries
 __all__ = [
     "RunDirError", "RunDirLock", "CONFIG_NAME", "SUMMARY_NAME", "SAFE_ON_RESUME", "run_artifacts", "require_checkpoint",
     "prepare_run_dir",
-    "remove_stale_files", "read_saved_config", "resume_conflicts", "check_resume_config", "parse_resumed",
+    "remove_stale_files", "read_saved_config", "resume_conflicts", "check_resume_config", "parse_resumed", "RunFinished",
+    "check_resume_position",
 ]
 
 T = TypeVar("T")
@@ -230,3 +231,34 @@ def parse_resumed(cls: type[T], argv: Sequence[str] | None, out: str | Path) -> 
     cfg = parse(cls, argv, default=saved)
     check_resume_config(saved, cfg, out)
     return cfg
+
+
+class RunFinished(Exception):
+    """``--resume`` of a run whose budget is done and whose summary is written: nothing to train or rewrite."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def check_resume_position(out: Path, total_steps: int, warmup_steps: int) -> None:
+    """Before anything is built for ``--resume``: a budget below the run's position is refused (:class:`ConfigError`),
+    a run whose budget is done and whose summary is written is :class:`RunFinished` (nothing is retrained or rewritten)."""
+    state = load_checkpoint(out / CHECKPOINT_NAME, allow_pickle=True)
+    sampler_done, warm_done = int(state["num_timesteps"]), int(state["warmup_done"])
+    position = f"the run is at {warm_done + sampler_done:,} clips ({warm_done:,} warm-up, {sampler_done:,} sampler)"
+    if total_steps < sampler_done:
+        raise ConfigError(f"--total-steps {total_steps}: {position}; on --resume the budget can only be "
+                          f"kept or raised (--total-steps >= {sampler_done})")
+    if warmup_steps < warm_done:
+        raise ConfigError(f"--warmup-steps {warmup_steps}: {position}; on --resume the warm-up can only be "
+                          f"kept or raised (--warmup-steps >= {warm_done})")
+    summary_path = out / SUMMARY_NAME
+    if sampler_done >= total_steps and warm_done >= warmup_steps and summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return  # an unreadable summary: let the run write it again (it trains nothing)
+        raise RunFinished(f"{out} is finished ({warm_done + sampler_done:,} clips, its whole budget); "
+                          f"nothing was changed; its summary is {summary_path}. To train on, raise the budget: "
+                          f"--resume --total-steps N with N > {sampler_done}", summary)

@@ -16,18 +16,12 @@ Under ``torchrun`` the hooks marked ``[distributed]`` hand over to :mod:`agents.
 from __future__ import annotations
 
 import contextlib
-import json
 import dataclasses
 import math
 import numbers
 import os
-import platform
-import signal
-import subprocess
 import sys
-import threading
 import time
-from importlib import metadata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,94 +36,20 @@ from agents.job import distributed  # [distributed] torchrun / DDP hooks
 from agents.job.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
 from agents.job.checkpoint import CHECKPOINT_NAME, find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agents.job.config import TrainConfig
-from agents.job.guards import NonFiniteGuardCallback, check_finite
+from agents.job.guards import NonFiniteGuardCallback, StopRequest, TrainingInterrupted, check_finite
 from agents.job.motion_curve import MotionCurveCallback, quarter_summary
 from agents.job.pretrain import PretrainHooks, PretrainPlan, pretrain
 from agents.job.progress import ProgressCallback, RunProgress, TerminalSummary, one_line_warnings
-from agents.job.run_dir import CONFIG_NAME, SUMMARY_NAME, RunDirLock, check_resume_config, prepare_run_dir, read_saved_config
+from agents.job.run_dir import (
+    CONFIG_NAME, SUMMARY_NAME, RunDirLock, check_resume_config, check_resume_position, prepare_run_dir, read_saved_config,
+)
 from agents.job.run_logger import RunLogger, make_run_logger
 from agents.job.validation import ConfigError, validate_train_config
 from agents.registry import build_sampler, sampler_env_config
 from tats_env.env import VideoMaskingVecEnv
-from tats_env.utils import atomic_write_json
+from tats_env.utils import atomic_write_json, git_commit, package_versions
 
-__all__ = ["CoTrainer", "train", "build_env", "resolve_device", "seed_everything", "MIN_STEPS_PER_DUMP",
-           "RunFinished", "TrainingInterrupted", "StopRequest", "package_versions", "git_commit"]
-
-VERSIONED_PACKAGES = ("torch", "stable-baselines3", "gymnasium", "timm", "numpy", "tats-env")
-"""Packages whose installed versions ``summary.json`` records (with python's)."""
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def package_versions() -> dict[str, str | None]:
-    """Python's version and the installed versions of :data:`VERSIONED_PACKAGES` (None when one is missing)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def git_commit(root: str | Path = REPO_ROOT) -> str | None:
-    """The commit checked out in ``root`` (the source tree of this code), or None outside a git checkout or without git."""
-    try:
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and len(commit) == 40 else None
-
-
-class RunFinished(Exception):
-    """``--resume`` of a run whose budget is done and whose summary is written: nothing to train or rewrite."""
-
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.summary = summary
-
-
-class TrainingInterrupted(Exception):
-    """Ctrl-C stopped the run at a checkpoint boundary, after saving that checkpoint (``clips``: its position)."""
-
-    def __init__(self, out: Path, clips: int) -> None:
-        super().__init__(f"interrupted; saved a checkpoint at {clips:,} clips in {out}; continue with: "
-                         f"python experiments/train_ppo.py --out {out} --resume")
-        self.out, self.clips = out, clips
-
-
-class StopRequest:
-    """Ctrl-C (SIGINT) while training: the first asks the run to stop at its next checkpoint boundary (the next
-    warm-up chunk or rollout start, where it saves a checkpoint that resumes exactly); a second aborts at once
-    (``KeyboardInterrupt``; the last checkpoint is kept). Installed only in the main thread of a single process;
-    the previous handler is restored on exit."""
-
-    def __init__(self, write: Any = None) -> None:
-        self.requested = False
-        self._write = write
-        self._previous: Any = None
-        self._installed = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        if self._write is not None:
-            self._write("train_ppo.py: Ctrl-C: stopping at the next checkpoint (Ctrl-C again to stop at once, "
-                        "keeping the last checkpoint)")
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread() and distributed.get_world_size() == 1:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+__all__ = ["CoTrainer", "train", "build_env", "resolve_device", "seed_everything", "MIN_STEPS_PER_DUMP"]
 
 MIN_STEPS_PER_DUMP = 4
 CONTENT_BLIND_OVERLAP = 0.5
@@ -193,7 +113,7 @@ class CoTrainer(PretrainHooks):
         try:
             self._prepare_run_dir()
             if cfg.resume:
-                self._check_position()
+                check_resume_position(self.out, cfg.total_steps, cfg.warmup_steps)
         except BaseException:
             if self.lock is not None:
                 self.lock.release()
@@ -222,29 +142,6 @@ class CoTrainer(PretrainHooks):
         distributed.barrier()
         if self.cfg.resume:
             check_resume_config(read_saved_config(TrainConfig, self.out), self.cfg, self.out)
-
-    def _check_position(self) -> None:
-        """Before anything is built: a budget below the run's position is refused (:class:`ConfigError`), a run
-        whose budget is done and whose summary is written is :class:`RunFinished` (nothing is retrained or rewritten)."""
-        state = load_checkpoint(self.checkpoint_path, allow_pickle=True)
-        sampler_done, warm_done = int(state["num_timesteps"]), int(state["warmup_done"])
-        cfg = self.cfg
-        position = f"the run is at {warm_done + sampler_done:,} clips ({warm_done:,} warm-up, {sampler_done:,} sampler)"
-        if cfg.total_steps < sampler_done:
-            raise ConfigError(f"--total-steps {cfg.total_steps}: {position}; on --resume the budget can only be "
-                              f"kept or raised (--total-steps >= {sampler_done})")
-        if cfg.warmup_steps < warm_done:
-            raise ConfigError(f"--warmup-steps {cfg.warmup_steps}: {position}; on --resume the warm-up can only be "
-                              f"kept or raised (--warmup-steps >= {warm_done})")
-        summary_path = self.out / SUMMARY_NAME
-        if sampler_done >= cfg.total_steps and warm_done >= cfg.warmup_steps and summary_path.is_file():
-            try:
-                summary = json.loads(summary_path.read_text())
-            except (OSError, json.JSONDecodeError):
-                return  # an unreadable summary: let the run write it again (it trains nothing)
-            raise RunFinished(f"{self.out} is finished ({warm_done + sampler_done:,} clips, its whole budget); "
-                              f"nothing was changed; its summary is {summary_path}. To train on, raise the budget: "
-                              f"--resume --total-steps N with N > {sampler_done}", summary)
 
     @property
     def clips_done(self) -> int:
