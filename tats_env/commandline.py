@@ -203,6 +203,7 @@ def parse(cls: type[T], argv: Sequence[str] | None = None, description: str | No
     and the file. ``--help`` lists every option with its default (and mentions ``--config``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog_name(prog)
     config_file, argv = _split_config_flag(argv)
     description = (description or (cls.__doc__ or "").strip().split("\n\n")[0]) + (
         "\n\n--config FILE.yaml sets defaults (keys are option names); flags given after it override them.")

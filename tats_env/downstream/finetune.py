@@ -169,10 +169,10 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     val_set = build_dataset(cfg.val_data or cfg.data, spec, "val", train=False, root=cfg.root,
                             sampling=cfg.sampling, temporal_views=cfg.temporal_views,
                             spatial_views=cfg.spatial_views, short_side=cfg.short_side, seed=cfg.seed)
-    for dataset, limit in ((train_set, cfg.max_train_videos), (val_set, cfg.max_val_videos)):
-        if limit is not None:  # the first videos of the list (quick runs)
-            dataset.records = dataset.records[:limit]
     num_classes = cfg.num_classes or 1 + max(r.label for r in [*train_set.records, *val_set.records])
+    for dataset, limit in ((train_set, cfg.max_train_videos), (val_set, cfg.max_val_videos)):
+        if limit is not None:  # the first videos of the list (quick runs; the head keeps every class)
+            dataset.records = dataset.records[:limit]
     names = _class_names(cfg, num_classes)
     model = VideoClassifier(encoder, num_classes, head_drop=cfg.head_drop)
     if cfg.linear_probe:
