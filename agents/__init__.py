@@ -10,20 +10,45 @@ Layers, each importing only the ones above it::
     agents.bench        the benchmark harness (nothing on the training path imports it)
 """
 
-from agents.algorithms.base import Sampler
-from agents.algorithms.diversity import DiversityConfig
-from agents.algorithms.reinforce import Reinforce, ReinforceConfig
-from agents.algorithms.sb3 import A2CConfig, PPOConfig, SACConfig
-from agents.algorithms.stepwise import StepwiseSampler
-from agents.algorithms.token_ppo import TokenPPO, TokenPPOConfig
-from agents.kofn.distribution import KOfNMaskDistribution, KSubsetDistribution
-from agents.kofn.share import PolicyShareDistribution
-from agents.policies.score_net import TokenScoreNetConfig
-from agents.policies.tats_network import TATSConfig, TATSNetwork
-from agents.policies.tats_policy import TATSPolicy, TokenEmbeddings
-from agents.policies.token_policy import TokenTATSPolicy
-from agents.policies.trajectory_attention import TrajectoryAttention, TrajectoryBlock
-from agents.registry import SamplerConfig, build_sampler, sampler_env_config
+import importlib
+
+# The names below are imported on first use (PEP 562), so ``agents.cli`` and the config modules do not import
+# every algorithm (SB3, torch) just because they live in this package.
+_LAZY = {
+    "Sampler": "agents.algorithms.base",
+    "DiversityConfig": "agents.algorithms.diversity",
+    "Reinforce": "agents.algorithms.reinforce",
+    "ReinforceConfig": "agents.algorithms.reinforce",
+    "A2CConfig": "agents.algorithms.sb3",
+    "PPOConfig": "agents.algorithms.sb3",
+    "SACConfig": "agents.algorithms.sb3",
+    "StepwiseSampler": "agents.algorithms.stepwise",
+    "TokenPPO": "agents.algorithms.token_ppo",
+    "TokenPPOConfig": "agents.algorithms.token_ppo",
+    "KOfNMaskDistribution": "agents.kofn.distribution",
+    "KSubsetDistribution": "agents.kofn.distribution",
+    "PolicyShareDistribution": "agents.kofn.share",
+    "TokenScoreNetConfig": "agents.policies.score_net",
+    "TATSConfig": "agents.policies.tats_network",
+    "TATSNetwork": "agents.policies.tats_network",
+    "TATSPolicy": "agents.policies.tats_policy",
+    "TokenEmbeddings": "agents.policies.tats_policy",
+    "TokenTATSPolicy": "agents.policies.token_policy",
+    "TrajectoryAttention": "agents.policies.trajectory_attention",
+    "TrajectoryBlock": "agents.policies.trajectory_attention",
+    "SamplerConfig": "agents.registry",
+    "build_sampler": "agents.registry",
+    "sampler_env_config": "agents.registry",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+
 
 __all__ = [
     "Sampler", "KOfNMaskDistribution", "KSubsetDistribution", "TATSPolicy", "TokenEmbeddings", "TATSConfig",

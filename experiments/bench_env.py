@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tats_env.device import resolve_device
 from tats_env.timing import markdown_table, synchronize
 from tats_env.commandline import parse
 from tats_env.env import make_vec_env
@@ -36,8 +37,8 @@ class Args:
     """Batch: clips per step."""
     mask_ratio: float = 0.9
     """Share of tokens masked."""
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """Torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps."""
     num_workers: int = 0
     """DataLoader workers for the env."""
     steps: int = 20
@@ -51,7 +52,7 @@ class Args:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Run the benchmark, print a table and the overhead."""
     args = parse(Args, argv)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     vec = make_vec_env(data=args.data, preset=args.preset, mask_ratio=args.mask_ratio, num_envs=args.num_envs,
                        device=device, num_workers=args.num_workers)
     engine, core = vec.engine, vec.core

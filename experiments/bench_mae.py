@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from tats_env.device import resolve_device
 from tats_env.timing import StepStats, markdown_table, measure, run_isolated
 from tats_env.utils import autocast_context
 from tats_env.commandline import parse
@@ -38,8 +39,8 @@ class Args:
     """Clips per step."""
     mask_ratio: float = 0.9
     """Share of tokens masked (tube masking, exact count)."""
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """Torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps."""
     steps: int = 10
     """Timed steps per candidate."""
     warmup: int = 3
@@ -131,7 +132,7 @@ def hf_step(cfg: MAEConfig, batch: int, ratio: float, device: torch.device) -> C
 def run_candidate(name: str, cfg_dict: dict[str, Any], args: Args) -> StepStats:
     """Measure one candidate (module level so it can run in a spawned process)."""
     cfg = MAEConfig.from_dict(cfg_dict)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     if name == HF:
         builder = hf_step(cfg, args.batch_size, args.mask_ratio, device)
     else:
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> list[StepStats]:
     names = [OURS] + ([DUAL] if args.decoder_mask_ratio > 0 else [])
     if args.transformers_baseline and transformers_available():
         names.append(HF)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     spec = cfg.video
     print(f"preset={args.preset} clip={spec.num_frames}x{spec.image_size}x{spec.image_size} tokens={spec.num_tokens} "
           f"batch={args.batch_size} tube mask {args.mask_ratio} device={device} threads={torch.get_num_threads()}")

@@ -6,108 +6,21 @@
     python experiments/evaluate_encoder.py --data my_videos/train.txt --val-data my_videos/val.txt --preset tiny32
     python experiments/evaluate_encoder.py --help
 
-The main metric is the frozen probe with ``quadrants`` pooling (``--protocol.probe.pooling``).
-Every top-1 is printed with its binomial noise and seed spread; the encoders are ranked only when
-the positive control and the from-scratch ViT beat chance clearly (otherwise the reasons are
-printed and the report says ``"rankable": false``). The whole report goes to ``--out`` as JSON.
+The same command as the installed ``tats-eval`` (:mod:`tats_env.cli.evaluate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import torch
-import tyro
-
-from tats_env.config import get_preset
-from tats_env.downstream import ProtocolConfig, load_clipset, run_protocol
-from tats_env.downstream.plots import plot_report
-from tats_env.export import load_encoder
-from tats_env.utils import atomic_write_json
-
-
-@dataclass
-class EvaluateConfig:
-    """Evaluate pre-trained encoders with the CPU protocol and rank them if the data allows."""
-
-    encoders: tuple[str, ...] = ()
-    """Encoders as NAME=EXPORT[,EXPORT...] (one native/videomae export or training checkpoint per
-    pre-training seed). None: only the random-init probe, the from-scratch ViT and the control run."""
-    data: str = "synthetic"
-    """Training clips: 'synthetic', a folder holding train.txt/val.txt, a 'path label' list file, or a video folder."""
-    val_data: str | None = None
-    """Validation clips (same forms); default: the 'val' split of --data."""
-    root: str | None = None
-    """Base folder of relative paths in list files."""
-    preset: str = "tiny32"
-    """Architecture of the random-init encoders and the from-scratch ViT when no encoder is given
-    (otherwise the first encoder's); ``tiny32`` is the CPU benchmark architecture."""
-    temporal_views: int = 1
-    """Clips cut from each video (centred windows); each is one training or validation example."""
-    max_train_videos: int | None = None
-    """Use only the first videos of the training list (quick runs)."""
-    max_val_videos: int | None = None
-    """Use only the first videos of the validation list (quick runs)."""
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    """Seeds, probe, recipes and what to run."""
-    threads: int | None = None
-    """torch CPU threads (default: torch's choice)."""
-    out: Path | None = None
-    """Write the JSON report here (rewritten after every measurement; ``"complete": true`` at the end), and a bar
-    chart of it beside it (same name, ``.png``)."""
-    progress: bool = False
-    """Show progress bars."""
-
-
-def parse_encoders(items: Sequence[str]) -> dict[str, list[str]]:
-    """``NAME=PATH[,PATH...]`` items -> ``{name: [paths]}``; a malformed item raises ``ValueError``."""
-    encoders: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, paths = item.partition("=")
-        parts = [p for p in paths.split(",") if p]
-        if not sep or not name or not parts:
-            raise ValueError(f"--encoders takes NAME=EXPORT[,EXPORT...] items, got {item!r}")
-        if name in encoders:
-            raise ValueError(f"encoder name {name!r} given twice")
-        encoders[name] = parts
-    return encoders
+from tats_env.cli import evaluate as _cli
+from tats_env.cli.evaluate import EvaluateConfig, parse_encoders  # noqa: F401 - importable from here as before
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Parse the command line, run the protocol, print the numbers and verdict; returns the report."""
-    cfg = tyro.cli(EvaluateConfig, args=argv)
-    if cfg.out is not None and Path(cfg.out).suffix.lower() == ".png":
-        raise ValueError(f"--out {cfg.out}: the JSON report would be overwritten by its chart; name it .json")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    encoders = parse_encoders(cfg.encoders)
-    arch = load_encoder(next(iter(encoders.values()))[0]).cfg if encoders else get_preset(cfg.preset)
-    train = load_clipset(cfg.data, arch.video, "train", root=cfg.root, temporal_views=cfg.temporal_views,
-                         max_videos=cfg.max_train_videos, progress=cfg.progress)
-    val = load_clipset(cfg.val_data or cfg.data, arch.video, "val", root=cfg.root, temporal_views=cfg.temporal_views,
-                       max_videos=cfg.max_val_videos, progress=cfg.progress)
-    print(f"{len(train)} train / {len(val)} val clips, {max(train.num_classes, val.num_classes)} classes", flush=True)
-    out = cfg.out
-    report = run_protocol(encoders, train, val, cfg.protocol, arch=arch, log=lambda s: print(s, flush=True),
-                          progress=cfg.progress,
-                          on_update=None if out is None else (lambda partial: atomic_write_json(partial, out)))
-    data = report["data"]
-    print(f"chance {100 * data['chance']:.1f}% (binomial sd {100 * data['chance_binomial_sd']:.1f}); "
-          f"controls must exceed {100 * data['control_bar']:.1f}%")
-    if report["rankable"]:
-        for i, row in enumerate(report["ranking"], 1):
-            gap = {True: "  > next (beyond noise)", False: "  ~ next (within noise)", None: ""}[row["separated_from_next"]]
-            print(f"{i}. {row['name']}: probe {100 * row['probe_top1']:.1f}%{gap}")
-    else:
-        print("NOT RANKED:\n  " + "\n  ".join(report["refusals"]))
-    if cfg.out is not None:
-        atomic_write_json(report, cfg.out)
-        figure = plot_report(report, Path(cfg.out).with_suffix(".png"))
-        print(f"wrote {cfg.out} and {figure}")
-    return report
+    """``tats-eval`` under this script's name."""
+    return _cli.main(argv, prog="evaluate_encoder.py")
 
 
 if __name__ == "__main__":

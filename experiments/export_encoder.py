@@ -4,54 +4,21 @@
     python experiments/export_encoder.py --checkpoint runs/tats/checkpoint.pt --out exports/hf --format hf
     python experiments/export_encoder.py --checkpoint exports/native --out exports/videomae --format videomae
 
-``--checkpoint`` is a training checkpoint file (``mae_config`` + ``mae_state``, read with
-``weights_only=True``) or a native / videomae export directory. See :mod:`tats_env.export` for
-what each format holds (every export has ``SHA256SUMS``, verified when an export is read back). A
-missing, truncated or corrupted file, a file that is not a checkpoint, or non-finite weights end
-with one ``error:`` line naming the file (exit status 2).
+The same command as the installed ``tats-export`` (:mod:`tats_env.cli.export`; ``--help`` lists every option).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from tats_env.commandline import parse
-from tats_env.export import ExportFormat, export_encoder
-
-
-@dataclass
-class ExportArgs:
-    """Export a trained encoder (native / videomae / hf)."""
-
-    checkpoint: Path
-    """Training checkpoint file, or a native/videomae export directory."""
-    out: Path
-    """Output directory (written atomically)."""
-    format: ExportFormat = "native"
-    """Export format."""
-    include_decoder: bool = False
-    """Also export encoder_to_decoder, mask_token and the decoder (pre-training weights)."""
-    overwrite: bool = False
-    """Replace a non-empty --out directory."""
-    trust_pickle: bool = False
-    """Read a checkpoint that needs full unpickling (only for files you trust)."""
+from tats_env.cli import export as _cli
+from tats_env.cli.export import ExportArgs  # noqa: F401 - importable from here as before
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """Parse ``argv``, export, print and return the output directory."""
-    args = parse(ExportArgs, argv)
-    try:
-        out = export_encoder(args.checkpoint, args.out, format=args.format, include_decoder=args.include_decoder,
-                             overwrite=args.overwrite, trust_pickle=args.trust_pickle)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:  # the messages name the file and the fix
-        print(f"export_encoder.py: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    files = ", ".join(sorted(p.name for p in out.iterdir()))
-    print(f"wrote {args.format} export of {args.checkpoint} to {out} ({files})")
-    return out
+    """``tats-export`` under this script's name."""
+    return _cli.main(argv, prog="export_encoder.py")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ EXPERIMENTS = Path(__file__).resolve().parent
 if str(EXPERIMENTS) not in sys.path:  # bench_mae / bench_tats are sibling scripts
     sys.path.insert(0, str(EXPERIMENTS))
 
+from tats_env.device import resolve_device
 from tats_env.timing import markdown_table, run_isolated  # noqa: E402
 from agents.job.config import TrainConfig  # noqa: E402
 from agents.job.trainer import CoTrainer  # noqa: E402
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = parse(SuiteConfig, argv)
     cfg.out.mkdir(parents=True, exist_ok=True)
     cfg.work.mkdir(parents=True, exist_ok=True)
-    device = "cpu" if cfg.dry_run else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = "cpu" if cfg.dry_run else resolve_device().type
     report: dict[str, Any] = {"dry_run": cfg.dry_run, "config": config_to_dict(cfg),
                               "environment": environment(device), "parts": []}
     started = time.monotonic()

@@ -9,24 +9,27 @@ sub-envs, one MAE update per step).
 import gymnasium as _gym
 
 from tats_env.config import MAEConfig, PRESETS, VideoSpec, get_preset
-from tats_env.env import (
-    CoTrainingEngine,
-    EngineConfig,
-    EnvConfig,
-    BatchedKOfNMask,
-    KOfNMask,
-    RewardConfig,
-    TopKScoreAction,
-    TopKScoreVecAction,
-    VideoMaskingEnv,
-    VideoMaskingVecEnv,
-    VideoMaskingVectorEnv,
-    make_vec_env,
-    score_actions,
-)
 
-from tats_env.export import export_encoder, load_encoder
-from tats_env.mae import FeatureEncoder
+# Everything else is imported on first use (PEP 562), so that the command lines' --help and the config
+# modules do not pay for torch: ``tats_env.VideoMaskingEnv`` imports tats_env.env then.
+_LAZY = {
+    **{name: "tats_env.env" for name in (
+        "CoTrainingEngine", "EngineConfig", "EnvConfig", "BatchedKOfNMask", "KOfNMask", "RewardConfig",
+        "TopKScoreAction", "TopKScoreVecAction", "VideoMaskingEnv", "VideoMaskingVecEnv", "VideoMaskingVectorEnv",
+        "make_vec_env", "score_actions")},
+    "export_encoder": "tats_env.export", "load_encoder": "tats_env.export", "FeatureEncoder": "tats_env.mae",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tats_env' has no attribute {name!r}")
+
 
 ENV_ID = "TATS/VideoMasking-v0"
 

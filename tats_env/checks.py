@@ -11,10 +11,17 @@ the tool that composes them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["FieldChecks", "config_problems", "check_config"]
+__all__ = ["ConfigError", "FieldChecks", "config_problems", "check_config", "flag_problems"]
+
+
+class ConfigError(ValueError):
+    """One or more option values are outside their allowed range; the message names each option, one per line.
+
+    Every command prints each line as ``<command>: error: <line>`` and exits with status 2
+    (:func:`tats_env.commandline.exit_with_error`)."""
 
 
 class FieldChecks:
@@ -45,6 +52,22 @@ def check_config(config: Any) -> None:
 
 
 def _value(config: Any, path: str) -> Any:
+    """The value at dotted field ``path`` of a nested config."""
     for name in path.split("."):
         config = getattr(config, name)
     return config
+
+
+def _show(value: Any) -> str:
+    """A value as it would be typed on the command line."""
+    return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def flag_problems(cfg: Any, problems: Iterable[tuple[str, str]]) -> Iterator[str]:
+    """``"--flag value: what is allowed"`` for every ``(dotted field path, what is allowed)`` of ``cfg``."""
+    from tats_env.commandline import field_flags
+
+    flags = field_flags(type(cfg))
+    for path, allowed in problems:
+        flag = flags.get(path, "--" + path.replace("_", "-"))
+        yield f"{flag} {_show(_value(cfg, path))}: {allowed}"

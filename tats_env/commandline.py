@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import tyro
 import yaml
 
-__all__ = ["parse", "to_args", "config_to_dict", "load_config_file", "flag_names", "field_flags"]
+__all__ = ["parse", "prog_name", "exit_with_error", "to_args", "config_to_dict", "load_config_file", "flag_names", "field_flags"]
 
 T = TypeVar("T")
 
@@ -182,14 +182,28 @@ def _split_config_flag(argv: Sequence[str]) -> tuple[Path | None, list[str]]:
     return config, rest
 
 
+def prog_name(default: str | None = None) -> str:
+    """The command's name in its messages: ``default`` (what a script shim passes), else ``sys.argv[0]``'s file name."""
+    return default or Path(sys.argv[0]).name
+
+
+def exit_with_error(error: BaseException | str, prog: str | None = None, code: int = 2) -> typing.NoReturn:
+    """Print every line of ``error`` as ``<prog>: error: <line>`` on stderr and exit with ``code`` (no traceback)."""
+    name = prog_name(prog)
+    lines = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    print("\n".join(f"{name}: error: {line}" for line in lines), file=sys.stderr)
+    raise SystemExit(code)
+
+
 def parse(cls: type[T], argv: Sequence[str] | None = None, description: str | None = None,
-          default: T | None = None) -> T:
+          default: T | None = None, prog: str | None = None) -> T:
     """Parse ``argv`` (default ``sys.argv[1:]``) into ``cls``: ``default``, then ``--config FILE``, then flags.
 
     Values from the file are parsed by tyro exactly like flags, so a wrong type names the option
     and the file. ``--help`` lists every option with its default (and mentions ``--config``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog_name(prog)
     config_file, argv = _split_config_flag(argv)
     description = (description or (cls.__doc__ or "").strip().split("\n\n")[0]) + (
         "\n\n--config FILE.yaml sets defaults (keys are option names); flags given after it override them.")
@@ -197,14 +211,13 @@ def parse(cls: type[T], argv: Sequence[str] | None = None, description: str | No
         try:
             file_args = to_args(cls, load_config_file(config_file), source=f"--config {config_file}")
         except (OSError, ValueError) as exc:  # missing, unreadable, not YAML, not a mapping, unknown key
-            print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+            exit_with_error(exc, prog)
         try:
-            default = tyro.cli(cls, args=file_args, default=default, description=description)
+            default = tyro.cli(cls, args=file_args, default=default, description=description, prog=prog)
         except SystemExit:
             print(f"(the invalid value above comes from --config {config_file})", file=sys.stderr)
             raise
-    return tyro.cli(cls, args=argv, default=default, description=description)
+    return tyro.cli(cls, args=argv, default=default, description=description, prog=prog)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

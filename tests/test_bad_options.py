@@ -64,7 +64,7 @@ def test_bad_option_is_one_error_line_before_any_work(options, expected, config_
 
 
 def test_an_unwritable_out_is_refused(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("agents.job.validation.os.access", lambda path, mode: False)  # as for a non-root user
+    monkeypatch.setattr("tats_env.outdir.os.access", lambda path, mode: False)  # as for a non-root user
     with pytest.raises(SystemExit) as info:
         train_ppo.main(["--out", str(tmp_path / "run")])
     err = capsys.readouterr().err

@@ -230,3 +230,77 @@ def test_random_init_keeps_the_architecture_but_not_the_weights(arch, export_dir
     assert not torch.equal(scratch.state_dict()["blocks.0.attn.qkv.weight"], exported)
     assert scratch.get_submodule("blocks.1.attn").q_bias.abs().sum() == 0  # VideoMAE init
     assert _build_encoder(FinetuneConfig(init="random", preset="tiny")).cfg.embed_dim == 192
+
+
+def _finetune_cli():
+    spec = importlib.util.spec_from_file_location("finetune_cli_out", Path(__file__).parents[1] / "experiments/finetune.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+def _quick_args(export_dir, dataset_dir, out):
+    return ["--encoder", str(export_dir), "--data", str(dataset_dir), "--out", str(out), "--epochs", "1",
+            "--batch-size", "2", "--mixup", "0", "--cutmix", "0", "--temporal-views", "1", "--spatial-views", "1",
+            "--warmup-epochs", "0", "--max-steps-per-epoch", "1", "--device", "cpu", "--no-progress"]
+
+
+def test_cli_refuses_a_non_empty_out_unless_overwrite_and_caps_the_videos(export_dir, dataset_dir, tmp_path, capsys,
+                                                                           monkeypatch):
+    """Issue 21 item 15: a non-empty --out is one error line (exit 2) and nothing is written; --overwrite replaces
+    the earlier outputs (other files kept); --max-val-videos / --max-train-videos cap the lists."""
+    cli = _finetune_cli()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}\n")
+    (out / "notes.txt").write_text("mine\n")
+    before = sorted(p.name for p in out.iterdir())
+    monkeypatch.setattr("tats_env.downstream.finetune.finetune", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(SystemExit) as info:
+        cli.main(_quick_args(export_dir, dataset_dir, out))
+    assert info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"finetune.py: error: --out {out}: already holds files"), lines
+    assert "--overwrite" in lines[0] and "Traceback" not in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == before and (out / "metrics.json").read_text() == "{}\n"
+    monkeypatch.undo()
+
+    metrics = cli.main(_quick_args(export_dir, dataset_dir, out) + ["--overwrite", "--max-val-videos", "1",
+                                                                    "--max-train-videos", "4"])
+    assert metrics["num_val_videos"] == 1  # the synthetic val list holds 3
+    assert json.loads((out / "metrics.json").read_text())["num_val_videos"] == 1
+    assert (out / "notes.txt").read_text() == "mine\n" and (out / "classifier.pt").is_file()
+
+
+BAD_FINETUNE = [
+    (["--epochs", "0"], "--epochs 0: must be >= 1"),
+    (["--lr", "-1"], "--lr -1.0: must be > 0"),
+    (["--max-val-videos", "0"], "--max-val-videos 0: must be >= 1"),
+    (["--device", "cuda:99"], "--device cuda:99"),
+    (["--device", "foo"], "--device foo: unknown device"),
+    (["--encoder", "{tmp}/missing"], "missing: no such export directory or checkpoint file"),
+    (["--class-names", "{tmp}/nope.txt"], "--class-names {tmp}/nope.txt: file not found"),
+    (["--out", "{tmp}/a_file"], "a_file: is a file, not a folder"),
+    (["--batch-size", "3"], "--batch-size 3: Mixup/CutMix needs an even number of clips"),
+    (["--config", "{tmp}/missing.yaml"], "--config {tmp}/missing.yaml: file not found"),
+]
+
+
+@pytest.mark.parametrize(("options", "expected"), BAD_FINETUNE, ids=[" ".join(o) for o, _ in BAD_FINETUNE])
+def test_cli_bad_option_is_one_error_line_before_any_work(options, expected, dataset_dir, tmp_path, capsys,
+                                                          monkeypatch):
+    cli = _finetune_cli()
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setattr("tats_env.downstream.finetune.finetune", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("tats_env.export.load_encoder", lambda *a, **k: pytest.fail("model built"))
+    argv = ["--init", "random", "--data", str(dataset_dir)] + [o.format(tmp=tmp_path) for o in options]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "run")]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("finetune.py: error: "), lines
+    assert expected.format(tmp=tmp_path) in lines[0]
+    assert not (tmp_path / "run").exists()

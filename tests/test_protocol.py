@@ -228,8 +228,10 @@ def test_cli_parses_encoders_and_writes_a_report(real_list_file, tmp_path, capsy
     from PIL import Image
 
     assert Image.open(tmp_path / "report.png").size[0] > 300  # the bar chart beside the JSON
-    with pytest.raises(ValueError, match="overwritten by its chart"):
+    with pytest.raises(SystemExit) as info:
         evaluate_encoder.main([*args[:-1], str(tmp_path / "report.png")])
+    assert info.value.code == 2
+    assert "evaluate_encoder.py: error: --out" in capsys.readouterr().err
 
 
 def test_report_plot_shows_every_measured_number(tmp_path):

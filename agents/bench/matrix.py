@@ -51,6 +51,7 @@ from agents.registry import (
     SAMPLERS, SamplerConfig, build_sampler, default_matrix, fixed_maskers, recommended_diversity, sampler_env_config,
     sampler_hyperparams,
 )
+from tats_env.device import resolve_device
 from tats_env.commandline import config_to_dict
 from tats_env.config import MAEConfig, VideoSpec, get_preset
 from tats_env.env import EnvConfig, VideoMaskingVecEnv
@@ -141,8 +142,8 @@ class BenchmarkConfig:
     downstream_videos_per_class: int | None = None
     """Use only the first train and val videos of each class of --data for the probe and fine-tune (quick runs;
     every class stays in, however the lists are ordered)."""
-    device: str = "cpu"
-    """Torch device of every cell."""
+    device: str = "auto"
+    """Torch device of every cell: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps."""
     threads: int = 1
     """Torch CPU threads per cell process."""
     jobs: int = 1
@@ -334,7 +335,7 @@ def run_cell(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
     cell_dir = Path(cfg.out) / "cells" / cell.name
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     set_random_seed(cell.seed)  # the MAE's initialisation depends on the seed only
     spec = SAMPLERS[cell.method]
     learned = spec.learned

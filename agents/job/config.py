@@ -88,14 +88,14 @@ class TrainConfig:
         return config_to_dict(self)
 
 
-def parse_train_config(argv: Sequence[str] | None = None) -> TrainConfig:
+def parse_train_config(argv: Sequence[str] | None = None, prog: str | None = None) -> TrainConfig:
     """The command line's :class:`TrainConfig`; with ``--resume``, parsed on top of the run's saved config.
 
     Options given on the command line that differ from the saved run raise
     :class:`agents.job.validation.ConfigError` unless they are safe to change
     (:data:`agents.job.run_dir.SAFE_ON_RESUME`).
     """
-    cfg = parse(TrainConfig, argv)
+    cfg = parse(TrainConfig, argv, prog=prog)
     validate_train_config(cfg)  # the flags as given, before the run folder is read
     if not cfg.resume:
         return cfg

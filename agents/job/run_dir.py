@@ -16,14 +16,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agents.job.checkpoint import CHECKPOINT_NAME, CheckpointError, checksum_path, load_checkpoint
-from agents.job.validation import ConfigError
+from tats_env.checks import ConfigError
 from tats_env.commandline import config_to_dict, field_flags, parse, to_args
+from tats_env.outdir import describe, remove
 from tats_env.utils import remove_stale_temporaries
 
 __all__ = [
@@ -102,21 +102,13 @@ def run_artifacts(out: str | Path) -> list[Path]:
     return found + sorted(p for p in out.glob(EXPORT_PATTERN) if p.is_dir())
 
 
-def _remove(path: Path) -> None:
-    """Delete a file or a folder tree."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def remove_stale_files(out: str | Path) -> list[Path]:
     """Delete what a killed write left in ``out``: ``.<file>.*.tmp`` files and ``.encoder-*.tmp-*``/``.old-*`` folders."""
     out = Path(out)
     stale = [tmp for name in RUN_FILES for tmp in remove_stale_temporaries(out / name)]
     for pattern in (f".{EXPORT_PATTERN}.tmp-*", f".{EXPORT_PATTERN}.old-*"):
         for path in sorted(out.glob(pattern)):
-            _remove(path)
+            remove(path)
             stale.append(path)
     return stale
 
@@ -144,11 +136,11 @@ def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> list[Path
     else:
         existing = run_artifacts(out)
         if existing and not overwrite:
-            names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in existing)
-            raise RunDirError(f"--out {out} already holds a run ({names}); continue it with --resume, "
+            raise RunDirError(f"--out {out} already holds a run ({describe(existing, limit=len(existing))}); "
+                              "continue it with --resume, "
                               "or pass --overwrite to delete it and start over")
         for path in existing:
-            _remove(path)
+            remove(path)
         removed += existing
     out.mkdir(parents=True, exist_ok=True)
     return removed + remove_stale_files(out)

@@ -45,6 +45,7 @@ from agents.job.run_dir import (
 )
 from agents.job.run_logger import RunLogger, make_run_logger
 from agents.job.validation import ConfigError, validate_train_config
+from tats_env import device as tats_device
 from agents.registry import build_sampler, sampler_env_config
 from tats_env.env import VideoMaskingVecEnv
 from tats_env.utils import atomic_write_json, git_commit, package_versions
@@ -61,9 +62,7 @@ border rows visible in every clip)."""
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu; under torchrun ``cuda`` is ``cuda:LOCAL_RANK``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return distributed.rank_device(torch.device(name))  # [distributed]
+    return distributed.rank_device(tats_device.resolve_device(name))  # [distributed]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

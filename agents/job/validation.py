@@ -11,65 +11,19 @@ model is built.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import torch
 
 from agents.job import distributed
 from agents.registry import SAMPLERS, sampler_env_config
-from tats_env.checks import config_problems
+from tats_env.checks import ConfigError, config_problems, flag_problems
 from tats_env.commandline import field_flags
+from tats_env.device import check_device
+from tats_env.outdir import out_problem
 from tats_env.config import PRESETS, get_preset
 from tats_env.data.source import DataSourceError, check_data_source
 
 __all__ = ["ConfigError", "validate_train_config", "check_device", "flag_problems"]
-
-
-class ConfigError(ValueError):
-    """One or more option values are outside their allowed range; the message names each option."""
-
-
-def _value(cfg: Any, path: str) -> Any:
-    """The value at dotted field ``path`` of a nested config."""
-    for name in path.split("."):
-        cfg = getattr(cfg, name)
-    return cfg
-
-
-def _show(value: Any) -> str:
-    """A value as it would be typed on the command line."""
-    return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
-
-
-def flag_problems(cfg: Any, problems: Iterator[tuple[str, str]]) -> Iterator[str]:
-    """``"--flag value: what is allowed"`` for every ``(dotted field path, what is allowed)`` of ``cfg``."""
-    flags = field_flags(type(cfg))
-    for path, allowed in problems:
-        flag = flags.get(path, "--" + path.replace("_", "-"))
-        yield f"{flag} {_show(_value(cfg, path))}: {allowed}"
-
-
-def check_device(name: str) -> str | None:
-    """Why ``--device name`` cannot be used here, or None when it can."""
-    if name == "auto":
-        return None
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        return "unknown device; use auto, cpu, cuda, cuda:N or mps"
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return "CUDA is not available on this machine (use --device cpu or auto)"
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        return "MPS is not available on this machine"
-    elif device.type not in ("cpu", "cuda", "mps"):
-        return "unsupported device type; use auto, cpu, cuda, cuda:N or mps"
-    return None
 
 
 def _general_problems(cfg: Any) -> Iterator[tuple[str, str]]:
@@ -80,17 +34,6 @@ def _general_problems(cfg: Any) -> Iterator[tuple[str, str]]:
     for name in ("total_steps", "warmup_steps"):
         if getattr(cfg, name) < 0:
             yield name, "must be >= 0"
-
-
-def _out_problem(out: Any) -> str | None:
-    """Why ``--out`` cannot hold a run folder (a file, or a folder this user cannot write), or None."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        return "is a file, not a folder"
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot be written ({existing} is not writable by this user)"
-    return None
 
 
 def _mask_count_problem(cfg: Any) -> str | None:
@@ -113,7 +56,7 @@ def _cross_field_problems(cfg: Any) -> Iterator[str]:
     mask_count = _mask_count_problem(cfg)
     if mask_count:
         yield mask_count
-    out = _out_problem(cfg.out)
+    out = out_problem(cfg.out)
     if out:
         yield f"--out {cfg.out}: {out}"
     device_problem = check_device(cfg.device)

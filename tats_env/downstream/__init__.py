@@ -1,19 +1,31 @@
 """Downstream evaluation of a pre-trained encoder: action-recognition fine-tuning, linear probing,
 and the CPU protocol (frozen probe, short fine-tune, from-scratch ViT, 3D-CNN positive control)."""
 
-from tats_env.downstream.classify import VideoClassifier, random_encoder
-from tats_env.downstream.clipset import ClipSet, load_clipset
-from tats_env.downstream.control import ControlConfig, Conv3dControl, train_control
-from tats_env.downstream.finetune import FinetuneConfig, evaluate, finetune
-from tats_env.downstream.pooling import Pooling, pool_tokens
-from tats_env.downstream.probe import (
-    ProbeConfig, ProbeResult, extract_features, fit_probe, init_head_from_probe, linear_probe,
-)
-from tats_env.downstream.protocol import (
-    RANDOM_INIT, ProtocolConfig, RankingRefused, binomial_sd, rank_encoders, ranking_check, run_protocol,
-    short_finetune, summarize,
-)
-from tats_env.downstream.supervised import ShortRecipe, SupervisedResult, predict, train_classifier
+import importlib
+
+_MODULES = {
+    "classify": ("VideoClassifier", "random_encoder"),
+    "clipset": ("ClipSet", "load_clipset"),
+    "control": ("ControlConfig", "Conv3dControl", "train_control"),
+    "finetune": ("evaluate", "finetune"),
+    "finetune_config": ("FinetuneConfig",),
+    "pooling": ("Pooling", "pool_tokens"),
+    "probe": ("ProbeConfig", "ProbeResult", "extract_features", "fit_probe", "init_head_from_probe", "linear_probe"),
+    "protocol": ("RANDOM_INIT", "ProtocolConfig", "RankingRefused", "binomial_sd", "rank_encoders", "ranking_check",
+                 "run_protocol", "short_finetune", "summarize"),
+    "supervised": ("ShortRecipe", "SupervisedResult", "predict", "train_classifier"),
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str):
+    """The names above are imported on first use (PEP 562): ``FinetuneConfig`` without torch."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"tats_env.downstream.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tats_env.downstream' has no attribute {name!r}")
+
 
 __all__ = [
     "VideoClassifier", "random_encoder", "FinetuneConfig", "evaluate", "finetune",

@@ -16,7 +16,7 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from tats_env.downstream.finetune_config import OUTPUTS, FinetuneConfig, validate_finetune_config
 from tats_env.downstream.classify import (
     VideoClassifier, VideoMixup, build_criterion, build_optimizer, build_scheduler, confusion_matrix, random_encoder,
     topk_accuracy,
@@ -34,97 +35,11 @@ from tats_env.config import get_preset
 from tats_env.data import build_dataset, folder_class_names, make_dataloader
 from tats_env.export import load_encoder
 from tats_env.mae import FeatureEncoder
+from tats_env.device import resolve_device
+from tats_env.outdir import claim_out_dir
 from tats_env.utils import autocast_context
 
 __all__ = ["EvalResult", "FinetuneConfig", "evaluate", "finetune", "plot_confusion"]
-
-
-@dataclass
-class FinetuneConfig:
-    """Fine-tune an exported TATS/VideoMAE encoder for action recognition (VideoMAE recipe)."""
-
-    encoder: str | None = None
-    """Native or videomae export directory (or training checkpoint) to start from."""
-    init: Literal["pretrained", "random"] = "pretrained"
-    """'pretrained' loads the encoder weights; 'random' trains the same architecture from scratch (baseline)."""
-    preset: str = "tiny"
-    """Architecture for --init random when no --encoder is given."""
-    data: str = "synthetic"
-    """Training data: 'synthetic', a folder holding train.txt/val.txt, a 'path label' list file, or a video folder."""
-    val_data: str | None = None
-    """Validation data (same forms); default: the 'val' split of --data."""
-    root: str | None = None
-    """Base folder of relative paths in list files."""
-    class_names: str | None = None
-    """File with one class name per line (confusion-matrix labels); found automatically for synthetic data."""
-    num_classes: int | None = None
-    """Classes of the head; default: largest label in the data + 1."""
-    out: Path = Path("runs/finetune")
-    """Output folder (metrics.json, confusion.png, tb/, classifier.pt)."""
-    linear_probe: bool = False
-    """Freeze the encoder and train only fc_norm and the head."""
-    epochs: int = 30
-    """Passes over the training set."""
-    batch_size: int = 8
-    """Videos per step (times num_repeats clips); must give an even clip count with Mixup."""
-    lr: float = 1e-3
-    """Peak learning rate (VideoMAE: 1e-3 * total batch / 256 for ViT-B)."""
-    min_lr: float = 1e-6
-    """Learning rate at the end of the cosine."""
-    warmup_epochs: float = 5.0
-    """Linear warm-up length in epochs (converted to steps)."""
-    weight_decay: float = 0.05
-    """AdamW weight decay (not applied to 1-D parameters)."""
-    layer_decay: float = 0.75
-    """Layer-wise lr decay: block i gets lr * decay**(depth - i); 1 turns it off."""
-    opt: str = "adamw"
-    """timm optimizer name."""
-    opt_betas: tuple[float, float] = (0.9, 0.999)
-    """Adam betas."""
-    clip_grad: float | None = None
-    """Clip the gradient norm to this value (off when unset)."""
-    drop_path: float = 0.1
-    """Stochastic depth rate of the last encoder block."""
-    head_drop: float = 0.0
-    """Dropout before the linear head."""
-    smoothing: float = 0.1
-    """Label smoothing."""
-    mixup: float = 0.8
-    """Mixup alpha (0 = off)."""
-    cutmix: float = 1.0
-    """CutMix alpha (0 = off); one box for all frames of a clip."""
-    mixup_prob: float = 1.0
-    """Chance of mixing a batch."""
-    mixup_switch_prob: float = 0.5
-    """Chance of CutMix instead of Mixup when both are on."""
-    mixup_mode: Literal["batch", "pair", "elem"] = "batch"
-    """Draw mixing parameters per batch, per pair or per clip."""
-    sampling: Literal["k400", "ssv2"] = "k400"
-    """Clip sampling: strided windows (Kinetics) or segments (Something-Something)."""
-    num_repeats: int = 1
-    """Clips drawn per decoded training video (VideoMAE's repeated augmentation uses 2)."""
-    temporal_views: int = 2
-    """Evaluation clips per video along time."""
-    spatial_views: int = 3
-    """Evaluation crops per clip (1 = centre, 3 = VideoMAE's three crops)."""
-    short_side: int | None = None
-    """Evaluation short-side resize (default: the clip size)."""
-    num_workers: int = 0
-    """DataLoader worker processes."""
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"
-    """Torch device."""
-    amp: bool = True
-    """bf16 autocast on CUDA (ignored on CPU)."""
-    seed: int = 0
-    """Seed of torch, numpy (Mixup) and the data order."""
-    eval_every: int = 1
-    """Evaluate every this many epochs (and always after the last)."""
-    max_steps_per_epoch: int | None = None
-    """Cut every epoch short (smoke tests)."""
-    progress: bool = True
-    """Show tqdm progress bars."""
-    save_classifier: bool = True
-    """Write classifier.pt at the end."""
 
 
 @dataclass
@@ -239,14 +154,13 @@ def _json_ready(value: Any) -> Any:
 
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Train a :class:`VideoClassifier` as ``cfg`` says, evaluate it, write the outputs; returns the metrics."""
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.eval_every < 1:
-        raise ValueError("epochs, batch_size and eval_every must be >= 1")
+    validate_finetune_config(cfg)  # ConfigError (a ValueError) naming every bad option, before anything is built
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_out_dir(out, cfg.overwrite, OUTPUTS)
 
     encoder = _build_encoder(cfg)
     spec = encoder.cfg.video
@@ -256,18 +170,18 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                             sampling=cfg.sampling, temporal_views=cfg.temporal_views,
                             spatial_views=cfg.spatial_views, short_side=cfg.short_side, seed=cfg.seed)
     num_classes = cfg.num_classes or 1 + max(r.label for r in [*train_set.records, *val_set.records])
+    for dataset, limit in ((train_set, cfg.max_train_videos), (val_set, cfg.max_val_videos)):
+        if limit is not None:  # the first videos of the list (quick runs; the head keeps every class)
+            dataset.records = dataset.records[:limit]
     names = _class_names(cfg, num_classes)
     model = VideoClassifier(encoder, num_classes, head_drop=cfg.head_drop)
     if cfg.linear_probe:
         model.freeze_encoder()
     model.to(device)
 
-    mixing = (cfg.mixup > 0 or cfg.cutmix > 0) and cfg.mixup_prob > 0
     mixup = VideoMixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
                        switch_prob=cfg.mixup_switch_prob, mode=cfg.mixup_mode, label_smoothing=cfg.smoothing,
-                       num_classes=num_classes) if mixing else None
-    if mixup is not None and (cfg.batch_size * cfg.num_repeats) % 2:
-        raise ValueError(f"Mixup/CutMix needs an even number of clips per step, got {cfg.batch_size * cfg.num_repeats}")
+                       num_classes=num_classes) if cfg.mixing else None
     criterion = build_criterion(mixup, cfg.smoothing)
     train_loader = make_dataloader(train_set, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
                                    seed=cfg.seed, drop_last=True, pin_memory=device.type == "cuda")

@@ -1,0 +1,50 @@
+"""The installed commands (issue 21 item 16): every console script exists in the environment's bin folder and
+``--help`` exits 0; bad input to ``tats-eval`` is one error line, exit 2, before any work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COMMANDS = ("tats-train", "tats-bench", "tats-export", "tats-finetune", "tats-eval")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_console_script_is_installed_and_help_exits_0(command, tmp_path):
+    path = BIN / command
+    assert path.is_file(), f"{path} missing: pip install -e . installs it"
+    done = subprocess.run([str(path), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--config FILE.yaml" in done.stdout and "usage: " + command in done.stdout
+
+
+def test_console_scripts_are_declared_in_pyproject():
+    text = (ROOT / "pyproject.toml").read_text()
+    for command in COMMANDS:
+        assert f"\n{command} = " in text, command
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--encoders", "a"], "--encoders takes NAME=EXPORT[,EXPORT...] items, got 'a'"),
+    (["--encoders", "a={tmp}/missing"], "--encoders a={tmp}/missing: no such export directory"),
+    (["--preset", "huge"], "--preset huge: unknown preset"),
+    (["--temporal-views", "0"], "--temporal-views 0: must be >= 1"),
+    (["--out", "{tmp}/report.png"], "overwritten by its chart"),
+    (["--data", "{tmp}/missing.txt"], "--data {tmp}/missing.txt"),
+], ids=["encoders-malformed", "encoders-missing", "preset", "temporal-views", "out-png", "data-missing"])
+def test_evaluate_bad_option_is_one_error_line_before_any_work(options, expected, tmp_path, capsys, monkeypatch):
+    from tats_env.cli import evaluate
+
+    monkeypatch.setattr("tats_env.downstream.clipset.load_clipset", lambda *a, **k: pytest.fail("data loaded"))
+    with pytest.raises(SystemExit) as info:
+        evaluate.main([o.format(tmp=tmp_path) for o in options], prog="tats-eval")
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tats-eval: error: "), lines
+    assert expected.format(tmp=tmp_path) in lines[0] and "Traceback" not in err
