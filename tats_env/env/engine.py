@@ -27,6 +27,10 @@ from tats_env.mae import VideoMAE
 from tats_env.mae.masking import decoder_subset
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+"""Device types on which :class:`EngineConfig` ``fused_adamw`` uses ``torch.optim.AdamW(fused=True)``."""
+
+
 @dataclass(frozen=True)
 class EngineConfig(FieldChecks):
     """Optimisation of the environment's MAE (VideoMAE's recipe by default)."""
@@ -49,6 +53,9 @@ class EngineConfig(FieldChecks):
     """Clip the gradient norm to this value; None disables clipping."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on the CPU)."""
+    fused_adamw: bool = True
+    """torch's fused AdamW kernel on the CPU and CUDA (one pass per tensor instead of one per operation: about 3x
+    faster optimizer steps on the CPU, the same update up to float rounding); off = the per-tensor loop."""
     decoder_mask_ratio: float = 0.0
     """VideoMAE V2 dual masking in the training updates: the decoder reconstructs only ``1 - ratio`` of the
     masked tokens (their loss alone trains the MAE and is what per-token learners see); 0 = off, every masked
@@ -127,8 +134,9 @@ class CoTrainingEngine:
         self.train_module: nn.Module = self.model
         """The module ``update`` calls: the model itself, or a DDP wrapper of it set by the caller."""
         lr, min_lr = self.config.learning_rates(batch_size)
+        fused = {"fused": True} if self.config.fused_adamw and self.device.type in FUSED_ADAMW_DEVICES else {}
         self.optimizer = create_optimizer_v2(
-            self.model, opt="adamw", lr=lr, weight_decay=self.config.weight_decay, betas=self.config.betas
+            self.model, opt="adamw", lr=lr, weight_decay=self.config.weight_decay, betas=self.config.betas, **fused
         )
         self.scheduler = CosineLRScheduler(
             self.optimizer,
