@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from tats_env.device import resolve_device
-from tats_env.timing import StepStats, markdown_table, measure, run_isolated
+from tats_env.timing import StepStats, markdown_table, measure, run_isolated, throughput_ratio
 from tats_env.utils import autocast_context
 from tats_env.commandline import parse
 from tats_env.config import MAEConfig, get_preset
@@ -168,14 +168,15 @@ def main(argv: list[str] | None = None) -> list[StepStats]:
         else:
             stats = run_candidate(name, cfg.to_dict(), args)
         results.append(stats)
-    print(markdown_table([r.as_row() for r in results], ["name", "clips_per_s", "step_ms", "peak_mem_mb", "device", "batch_size"]))
+    print(markdown_table([r.as_row() for r in results], ["name", "clips_per_s", "cpu_clips_per_s", "step_ms", "peak_mem_mb",
+                                                          "device", "batch_size"]))
     by_name = {r.name: r for r in results}
     if HF in by_name:
         theirs = by_name[HF]
         for name in (OURS, DUAL):
             if name in by_name:
                 ours = by_name[name]
-                print(f"ratio {name}/transformers: clips/s {ours.clips_per_s / theirs.clips_per_s:.2f}x, "
+                print(f"ratio {name}/transformers: {throughput_ratio(ours, theirs)}, "
                       f"peak memory {ours.peak_mem_mb / max(theirs.peak_mem_mb, 1e-9):.2f}x")
     return results
 

@@ -1,7 +1,10 @@
 """Small, honest timing helpers shared by the ``experiments/bench_*.py`` scripts.
 
 Figures are measured side by side in one run: every candidate gets the same warm-up and the
-same number of timed steps. On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` after
+same number of timed steps. Besides wall-clock throughput, :class:`StepStats` holds the clips per
+second of this process's CPU time (``cpu_clips_per_s``): on a shared CPU machine other jobs stretch
+the wall clock of whichever candidate they overlap, while a one-thread candidate's CPU time stays
+its own, so ratios of CPU throughput are the ones to compare there (on a GPU, wall time is the figure). On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` after
 a reset; on the CPU (no allocator statistics) each candidate runs in a fresh spawned process
 and the peak is that process's resident-set high-water mark minus its size before the model
 was built.
@@ -36,6 +39,8 @@ class StepStats:
     peak_mem_mb: float
     device: str
     batch_size: int
+    cpu_clips_per_s: float | None = None
+    """Clips per second of this process's CPU time (all its threads): the contention-proof CPU figure."""
 
     def as_row(self) -> dict[str, Any]:
         """Plain dictionary for CSV/Markdown output."""
@@ -70,16 +75,18 @@ def measure(
     for _ in range(warmup):
         step()
     synchronize(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     synchronize(device)
     elapsed = (time.perf_counter() - start) / steps
+    cpu = (time.process_time() - cpu_start) / steps
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated(device) - base) / 1024**2
     else:
         peak = peak_rss_mb() - base
-    return StepStats(name, batch_size / elapsed, elapsed * 1000, peak, str(device), batch_size)
+    return StepStats(name, batch_size / elapsed, elapsed * 1000, peak, str(device), batch_size,
+                     batch_size / cpu if cpu > 0 else None)
 
 
 def _child(queue: "mp.Queue[Any]", fn: Callable[..., Any], args: tuple[Any, ...], log_path: str | None = None,
@@ -139,9 +146,20 @@ def run_isolated(fn: Callable[..., T], *args: Any, timeout_s: float | None = Non
     return payload
 
 
+def throughput_ratio(ours: StepStats, theirs: StepStats) -> str:
+    """``"clips/s 1.23x"`` of ``ours`` over ``theirs``, plus the CPU-time ratio on the CPU (the one that other jobs
+    on the machine do not skew)."""
+    text = f"clips/s {ours.clips_per_s / theirs.clips_per_s:.2f}x"
+    if ours.device == "cpu" and ours.cpu_clips_per_s and theirs.cpu_clips_per_s:
+        text += f" (per CPU second {ours.cpu_clips_per_s / theirs.cpu_clips_per_s:.2f}x)"
+    return text
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """Render ``rows`` as a GitHub Markdown table with the given column order."""
     def fmt(value: Any) -> str:
+        if value is None:
+            return ""
         return f"{value:.2f}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

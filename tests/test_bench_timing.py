@@ -36,3 +36,25 @@ def test_run_isolated_kills_a_child_past_its_timeout_and_logs_its_output(tmp_pat
         run_isolated(os.system, "echo started; sleep 300", timeout_s=15, log_path=str(log))
     assert time.monotonic() - start < 60  # the sleeping grandchild was killed with its group, not awaited
     assert "started" in log.read_text()
+
+
+def test_measure_reports_cpu_throughput_that_waiting_does_not_stretch():
+    """A step that mostly waits (as a candidate does when other jobs hold the cores) has a long wall time but
+    little CPU time: the CPU figure is what ratios on a shared machine compare."""
+    import time
+
+    import torch
+
+    from tats_env.timing import measure, throughput_ratio
+
+    def build():
+        def step():
+            time.sleep(0.02)
+            sum(i * i for i in range(20000))
+        return step
+
+    waiting = measure("waits", build, torch.device("cpu"), batch_size=4, steps=3, warmup=1)
+    assert waiting.cpu_clips_per_s is not None and waiting.cpu_clips_per_s > 1.5 * waiting.clips_per_s
+    assert waiting.step_ms >= 20
+    same = throughput_ratio(waiting, waiting)
+    assert same.startswith("clips/s 1.00x") and "per CPU second 1.00x" in same
