@@ -25,6 +25,7 @@ from tats_env.commandline import parse
 from tats_env.config import MAEConfig, get_preset
 from tats_env.mae import VideoMAE, tube_mask
 from tats_env.mae.masking import decoder_subset
+from tats_env.env.engine import FUSED_ADAMW_DEVICES
 
 OURS, DUAL, HF = "tats_env VideoMAE", "tats_env VideoMAE, dual masking", "transformers VideoMAEForPreTraining"
 
@@ -81,7 +82,7 @@ def ours_step(cfg: MAEConfig, batch: int, ratio: float, device: torch.device,
     """A builder for our model's training step (with dual masking when ``decoder_mask_ratio > 0``)."""
     def build() -> Callable[[], None]:
         model = VideoMAE(cfg).to(device).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=device.type == "cuda")
+        opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=device.type in FUSED_ADAMW_DEVICES)
         videos, mask = _inputs(cfg, batch, ratio, device)
         decoded = decoder_subset(mask, videos, cfg.video, decoder_mask_ratio) if decoder_mask_ratio > 0 else None
 
@@ -115,7 +116,7 @@ def hf_step(cfg: MAEConfig, batch: int, ratio: float, device: torch.device) -> C
         model = VideoMAEForPreTraining._from_config(hf_cfg, attn_implementation="sdpa").to(device).train()
         if cfg.use_checkpoint:
             model.gradient_checkpointing_enable()
-        opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=device.type == "cuda")
+        opt = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=device.type in FUSED_ADAMW_DEVICES)
         videos, mask = _inputs(cfg, batch, ratio, device)
         pixel_values = videos.transpose(1, 2).contiguous()  # transformers wants (B, T, C, H, W)
 

@@ -102,3 +102,21 @@ def test_env_reports_errors_only_for_decoded_tokens_and_credit_skips_the_rest(sy
     broken = torch.from_numpy(errors).clone()
     broken[0, int(seen[0].nonzero()[0])] = float("inf")
     assert (token_advantages(broken, mask, "mask_hard", "centered")[0] == 0).all()
+
+
+def test_fused_adamw_is_the_default_and_takes_the_same_steps_as_the_loop():
+    """The engine's fused AdamW (one kernel per tensor) updates the weights as the per-tensor loop does."""
+    cfg = get_preset("tiny", num_frames=4, image_size=32, embed_dim=32, depth=1, num_heads=2,
+                     decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2)
+    videos = _clips(cfg, 2)
+    mask = tube_mask(videos, cfg.video, 0.75)
+    weights = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        engine = CoTrainingEngine(cfg, EngineConfig(fused_adamw=fused, warmup_updates=0), batch_size=2)
+        assert bool(engine.optimizer.defaults.get("fused")) is fused
+        for _ in range(3):
+            engine.update(videos, mask)
+        weights[fused] = {n: p.detach().clone() for n, p in engine.model.named_parameters()}
+    for name, value in weights[True].items():
+        torch.testing.assert_close(value, weights[False][name], atol=1e-6, rtol=1e-5, msg=name)

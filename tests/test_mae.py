@@ -68,6 +68,37 @@ def test_encoder_sees_only_visible_tokens(tiny_cfg):
     assert torch.allclose(model.forward_encoder(noisy, mask), latent, atol=1e-5)
 
 
+def test_visible_only_embedding_equals_the_convolution_and_trains_the_same_weights(tiny_cfg):
+    """The encoder embeds only the visible tubelets (a gather + the conv's weights as a linear map): the tokens,
+    the encoder output and every gradient equal those of the full strided convolution followed by the gather."""
+    model = VideoMAE(tiny_cfg)
+    spec = tiny_cfg.video
+    videos = torch.randn(2, 3, spec.num_frames, spec.image_size, spec.image_size)
+    mask = tube_mask(videos, spec, 0.75)
+    embed = model.encoder.patch_embed
+    full = embed(videos)[~mask].reshape(2, -1, tiny_cfg.embed_dim)
+    torch.testing.assert_close(embed.forward_selected(videos, ~mask), full, atol=1e-5, rtol=1e-5)
+
+    def grads(path):
+        model.zero_grad()
+        if path == "conv":  # the old route: every token through the convolution, then the visible ones kept
+            x = (embed(videos) + model.encoder.pos_embed)[~mask].reshape(2, -1, tiny_cfg.embed_dim)
+            from tats_env.mae.layers import run_blocks
+            out = model.encoder.norm(run_blocks(model.encoder.blocks, x, False))
+        else:
+            out = model.forward_encoder(videos, mask)
+        out.square().mean().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in model.encoder.named_parameters()}
+
+    out_conv, g_conv = grads("conv")
+    out_sel, g_sel = grads("selected")
+    torch.testing.assert_close(out_sel, out_conv, atol=1e-5, rtol=1e-5)
+    for name in g_conv:
+        torch.testing.assert_close(g_sel[name], g_conv[name], atol=1e-6, rtol=1e-4, msg=name)
+    with pytest.raises(ValueError, match="expected videos of shape"):
+        embed.forward_selected(videos[:, :, :2], ~mask)
+
+
 def test_mask_validation_errors(tiny_cfg):
     n = tiny_cfg.video.num_tokens
     with pytest.raises(ValueError, match="bool tensor of shape"):

@@ -26,6 +26,10 @@ from tats_env.mae import VideoMAE
 from tats_env.mae.masking import decoder_subset
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+"""Device types on which :class:`EngineConfig` ``fused_adamw`` uses ``torch.optim.AdamW(fused=True)``."""
+
+
 @dataclass
 class UpdateResult:
     """What one engine update returns (tensors stay on the engine's device)."""
@@ -64,8 +68,9 @@ class CoTrainingEngine:
         self.train_module: nn.Module = self.model
         """The module ``update`` calls: the model itself, or a DDP wrapper of it set by the caller."""
         lr, min_lr = self.config.learning_rates(batch_size)
+        fused = {"fused": True} if self.config.fused_adamw and self.device.type in FUSED_ADAMW_DEVICES else {}
         self.optimizer = create_optimizer_v2(
-            self.model, opt="adamw", lr=lr, weight_decay=self.config.weight_decay, betas=self.config.betas
+            self.model, opt="adamw", lr=lr, weight_decay=self.config.weight_decay, betas=self.config.betas, **fused
         )
         self.scheduler = CosineLRScheduler(
             self.optimizer,

@@ -68,11 +68,14 @@ class VideoEncoder(nn.Module):
 
     def forward(self, videos: Tensor, mask: Tensor | None = None) -> Tensor:
         """Encode the visible tokens ``(B, N - K, D)``; all ``N`` tokens when ``mask`` is None."""
-        x = self.patch_embed(videos) + self.pos_embed.to(videos.dtype)
-        if mask is not None:
-            b, n, d = x.shape
-            k = check_mask(mask, b, n)
-            x = x[~mask].reshape(b, n - k, d)
+        if mask is None:
+            x = self.patch_embed(videos) + self.pos_embed.to(videos.dtype)
+        else:  # embed the visible tubelets only: the masked ones' embeddings would be thrown away
+            b, n = mask.shape[0], self.pos_embed.shape[1]
+            k = check_mask(mask, videos.shape[0], n)
+            visible = ~mask
+            pos = self.pos_embed.to(videos.dtype).expand(b, -1, -1)[visible].reshape(b, n - k, -1)
+            x = self.patch_embed.forward_selected(videos, visible) + pos
         x = run_blocks(self.blocks, x, self.cfg.use_checkpoint)
         return self.norm(x)
 
