@@ -8,7 +8,8 @@ read it, and sets the clip reward's mode from the one ``--direction``). Every sa
 :class:`agents.algorithms.base.Sampler`.
 
 To add a learned sampler: write its module under ``agents/algorithms/`` (the class, satisfying
-``Sampler``, and its frozen config with ``field_problems`` and ``build``), add its config as one
+``Sampler``) and its frozen config with ``field_problems`` and a ``build`` that imports the class on first use
+(in :mod:`agents.algorithms.configs`: this module and the command lines import no torch), add its config as one
 field of :class:`SamplerConfig` and one :class:`SamplerSpec` line to :data:`SAMPLERS` (or call
 :func:`register_sampler` from your own code). Nothing else branches on sampler kinds.
 """
@@ -19,23 +20,25 @@ import dataclasses
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from stable_baselines3.common.vec_env import VecEnv
-
-from agents.algorithms.base import Sampler
-from agents.algorithms.diversity import DiversityConfig
-from agents.algorithms.fixed_masker import FixedMasker
-from agents.algorithms.reinforce import ReinforceConfig
-from agents.algorithms.sb3 import A2CConfig, PPOConfig, SACConfig
-from agents.algorithms.token_ppo import TokenPPOConfig
-from agents.kofn.credit import DEFAULT_DIRECTION, REWARD_MODE, Direction
-from agents.policies.tats_network import TATSConfig
+from agents.algorithms.configs import (
+    A2CConfig, DiversityConfig, PPOConfig, ReinforceConfig, SACConfig, TokenPPOConfig,
+)
+from agents.kofn.directions import DEFAULT_DIRECTION, REWARD_MODE, Direction
+from agents.policies.configs import TATSConfig
 from tats_env.checks import FieldChecks
-from tats_env.env import EnvConfig
-from tats_env.mae.composition import COMPOSITION_MASKERS
-from tats_env.mae.masking import MASKERS
+from tats_env.env.config import EnvConfig
+from tats_env.mae.masker_names import COMPOSITION_MASKER_NAMES, PLAIN_MASKERS
+
+if TYPE_CHECKING:
+    import torch
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from agents.algorithms.base import Sampler
+    from agents.algorithms.fixed_masker import FixedMasker
+
+    Builder = Callable[[VecEnv, "SamplerConfig", int, torch.device], Sampler]
 
 __all__ = ["SamplerConfig", "RECOMMENDED_DIRECTION", "recommended_diversity", "recommended_sampler", "SamplerKind",
            "SamplerSpec", "SAMPLERS", "learned_samplers", "fixed_maskers",
@@ -47,7 +50,7 @@ __all__ = ["SamplerConfig", "RECOMMENDED_DIRECTION", "recommended_diversity", "r
 class SamplerConfig(FieldChecks):
     """Hyperparameters of every registered sampler; the main job and the benchmark read them from here.
 
-    One frozen config per learner, each defined beside its algorithm (``agents/algorithms/``);
+    One frozen config per learner (:mod:`agents.algorithms.configs`, torch-free, each building its algorithm);
     on the command line ``--direction``, ``--token-ppo.*``, ``--tats.*``, ``--ppo.*``, ``--a2c.*``,
     ``--sac.*`` and ``--reinforce.*``.
     """
@@ -103,7 +106,6 @@ def recommended_sampler() -> SamplerConfig:
 
 
 SamplerKind = Literal["learned", "masker", "scratch"]
-Builder = Callable[[VecEnv, SamplerConfig, int, torch.device], Sampler]
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ class SamplerSpec:
 
 def _fixed(masker: str) -> Builder:
     def build(env: VecEnv, cfg: SamplerConfig, seed: int, device: torch.device) -> FixedMasker:
+        from agents.algorithms.fixed_masker import FixedMasker
+
         return FixedMasker(env, masker, seed)
     return build
 
@@ -181,9 +185,9 @@ for _spec in (
     SamplerSpec("sac_topk", "learned", "SAC on Box scores, top-K masked (TopKScoreVecAction)",
                 lambda env, cfg, seed, device: cfg.sac.build(env, seed, device), ("direction", "sac"), distributed=False),
     *(SamplerSpec(name, "masker", f"fixed {name.replace('_', ' ')} masking", _fixed(name))
-      for name in MASKERS if name not in COMPOSITION_MASKERS),
+      for name in PLAIN_MASKERS),
     *(SamplerSpec(name, "masker", f"oracle composition masker {name} (reads foreground masks)", _fixed(name),
-                  diagnostic=True) for name in COMPOSITION_MASKERS),
+                  diagnostic=True) for name in COMPOSITION_MASKER_NAMES),
     SamplerSpec("scratch", "scratch", "no pre-training: the initial encoder straight to the evaluation"),
 ):
     register_sampler(_spec)
@@ -237,6 +241,8 @@ def build_sampler(name: str, env: VecEnv, cfg: SamplerConfig | None = None, seed
     ``env`` must have been built with :func:`sampler_env_config` (token-level learners check that it
     reports per-token errors).
     """
+    import torch
+
     spec = sampler_spec(name)
     if spec.build is None:
         raise ValueError(f"{name!r} has no sampler: it skips pre-training")

@@ -1,5 +1,6 @@
 """The installed commands (issue 21 item 16): every console script exists in the environment's bin folder and
-``--help`` exits 0; bad input to ``tats-eval`` is one error line, exit 2, before any work."""
+``--help`` exits 0 without importing torch, timm or stable-baselines3; bad input to ``tats-eval`` is one error line,
+exit 2, before any work."""
 
 from __future__ import annotations
 
@@ -21,6 +22,42 @@ def test_console_script_is_installed_and_help_exits_0(command, tmp_path):
     done = subprocess.run([str(path), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--config FILE.yaml" in done.stdout and "usage: " + command in done.stdout
+
+
+HEAVY = ("torch", "timm", "torchvision", "stable_baselines3")
+
+
+@pytest.mark.parametrize("module", ["agents.cli.train", "agents.cli.bench", "tats_env.cli.evaluate"])
+def test_help_imports_no_torch_timm_or_sb3(module, tmp_path):
+    """Building the command line (every config dataclass, the registry's names) and printing ``--help`` leaves the
+    heavy libraries unimported: they come after the parse."""
+    code = (f"import sys, contextlib, io\nimport agents.cli.train, agents.cli.bench, tats_env.cli.evaluate, {module} as cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    try:\n        cli.main(['--help'], prog='x')\n    except SystemExit as stop:\n        code = stop.code\n"
+            "assert code == 0 and '--config FILE.yaml' in out.getvalue(), (code, out.getvalue()[-500:])\n"
+            f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [], f"{module} --help imported {done.stdout.strip()}"
+
+
+def test_config_modules_import_no_torch(tmp_path):
+    """The config modules themselves (what other tools build command lines from) import none of the heavy libraries."""
+    modules = ("agents.job.config", "agents.registry", "agents.bench.config", "agents.algorithms.configs",
+               "agents.policies.configs", "agents.kofn.directions", "tats_env.env.config", "tats_env.mae.masker_names",
+               "tats_env.downstream.protocol_config", "tats_env.downstream.finetune_config")
+    code = f"import sys\nimport {', '.join(modules)}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [], f"imported {done.stdout.strip()}"
+
+
+def test_masker_names_match_the_masker_tables():
+    from tats_env.mae.composition import COMPOSITION_MASKERS
+    from tats_env.mae.masker_names import COMPOSITION_MASKER_NAMES, MASKER_NAMES
+    from tats_env.mae.masking import MASKERS
+
+    assert tuple(MASKERS) == MASKER_NAMES and tuple(COMPOSITION_MASKERS) == COMPOSITION_MASKER_NAMES
 
 
 def test_console_scripts_are_declared_in_pyproject():

@@ -16,57 +16,13 @@ the same three options, in one place (``--diversity.*``, a field of :class:`agen
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-from tats_env.checks import FieldChecks
+from agents.algorithms.configs import DiversityConfig, ShareSchedule
 
 __all__ = ["DiversityConfig", "ShareSchedule", "EntropyFloor"]
-
-ShareSchedule = Literal["constant", "linear"]
-
-
-@dataclass(frozen=True)
-class DiversityConfig(FieldChecks):
-    """Mask-diversity options of the token-level learners (module docstring)."""
-
-    policy_share: float = 1.0
-    """Share of the direction's side the sampler chooses: of the masked set (mask_hard) or of the visible set
-    (show_hard); the rest of that side is uniform at random. 1 = the sampler decides the whole mask."""
-    share_schedule: ShareSchedule = "constant"
-    """``constant``: policy_share from the first rollout; ``linear``: 0 -> policy_share over the sampler phase."""
-    entropy_floor: float | None = None
-    """Keep the sampler part's entropy above this share of its uniform maximum log C(N, c) with an automatically
-    tuned coefficient (None: no floor; the fixed --token-ppo.ent-coef applies instead)."""
-    floor_lr: float = 0.1
-    """Adam learning rate of the floor's log-coefficient."""
-    signal: Literal["error", "progress"] = "error"
-    """Per-token signal the credit follows: ``error`` (the masked token's reconstruction error) or ``progress``
-    (error before minus after the MAE's update on the same clip and mask: one extra forward per step)."""
-
-    def field_problems(self) -> Iterator[tuple[str, str]]:
-        """Out-of-range fields (see :mod:`tats_env.checks`)."""
-        if not 0.0 <= self.policy_share <= 1.0:
-            yield "policy_share", "must be in [0, 1]"
-        if self.share_schedule not in ("constant", "linear"):
-            yield "share_schedule", "must be constant or linear"
-        if self.entropy_floor is not None and not 0.0 < self.entropy_floor < 1.0:
-            yield "entropy_floor", "must be in (0, 1) (a share of the uniform entropy), or None"
-        if not self.floor_lr > 0:
-            yield "floor_lr", "must be > 0"
-        if self.signal not in ("error", "progress"):
-            yield "signal", "must be error or progress"
-
-    def share_at(self, progress: float) -> float:
-        """The policy share at ``progress`` in [0, 1] of the sampler phase."""
-        if self.share_schedule == "linear":
-            return self.policy_share * min(max(progress, 0.0), 1.0)
-        return self.policy_share
-
 
 class EntropyFloor:
     """Lagrangian entropy floor: ``coef * (-H / H_max)`` in the loss, ``log coef`` ascends ``floor - H / H_max``.

@@ -28,10 +28,7 @@ loop and accepts stable-baselines3 callbacks. Its network is AdaMAE's scorer
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +37,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
 from agents.algorithms.base import DDPTarget, require_token_info
-from agents.algorithms.sb3 import common_problems
+from agents.algorithms.configs import BaselineKind, ReinforceConfig, RuleKind
 from agents.algorithms.stepwise import StepwiseSampler
 from agents.algorithms.token_ppo import token_errors_from_infos
 from agents.kofn.distribution import KSubsetDistribution
@@ -48,14 +45,9 @@ from agents.policies.score_net import TokenScoreNet, TokenScoreNetConfig
 from agents.kofn.credit import (
     DEFAULT_DIRECTION, AdvantageKind, Direction, direction_sign, observed_tokens, token_advantages, token_policy_loss,
 )
-from tats_env.checks import FieldChecks
 from tats_env.env.spaces import KOfNMask
 
 __all__ = ["Reinforce", "ReinforceConfig", "reinforce_loss", "adamae_loss", "adamae_sample"]
-
-BaselineKind = Literal["ema", "value", "none"]
-RuleKind = Literal["clip", "token", "adamae"]
-
 
 def reinforce_loss(log_prob: Tensor, rewards: Tensor, baseline: Tensor | float,
                    normalize_advantage: bool = False) -> tuple[Tensor, Tensor]:
@@ -328,39 +320,3 @@ class Reinforce(StepwiseSampler):
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema_baseline = state["ema_baseline"]
-
-
-@dataclass(frozen=True)
-class ReinforceConfig(FieldChecks):
-    """:class:`Reinforce` hyperparameters (AdaMAE-style REINFORCE, exact K-of-N log-probabilities)."""
-
-    learning_rate: float = 1e-3
-    """Adam learning rate."""
-    baseline: BaselineKind = "ema"
-    """Reward baseline of the clip rule: moving average of past batches, a learned clip value, or none."""
-    baseline_decay: float = 0.9
-    """EMA factor of the ema baseline."""
-    ent_coef: float = 0.0
-    """Entropy bonus weight."""
-    vf_coef: float = 0.5
-    """Value loss weight (value baseline only)."""
-    max_grad_norm: float = 0.5
-    """Gradient clipping."""
-    normalize_advantage: bool = False
-    """Divide advantages by their batch standard deviation."""
-    net: TokenScoreNetConfig = field(default_factory=TokenScoreNetConfig)
-    """The token network (one standard transformer block, as AdaMAE)."""
-
-    def field_problems(self) -> Iterator[tuple[str, str]]:
-        """Out-of-range fields (see :mod:`tats_env.checks`)."""
-        yield from common_problems(self.learning_rate, self.ent_coef, self.vf_coef, self.max_grad_norm)
-        if not 0.0 <= self.baseline_decay < 1.0:
-            yield "baseline_decay", "must be in [0, 1)"
-
-    def build(self, env: VecEnv, rule: RuleKind, direction: Direction | None, seed: int | None = None,
-              device: str | torch.device = "cpu") -> Reinforce:
-        """A :class:`Reinforce` learner with ``rule`` on ``env`` (``direction`` of the token rules; the clip rule
-        follows the env's reward)."""
-        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "net"}
-        return Reinforce(env, rule=rule, direction=None if rule == "clip" else direction, seed=seed, device=device,
-                         policy_kwargs=self.net, **kwargs)

@@ -22,8 +22,6 @@ typed config, ``TokenPPOConfig(...).build(env, seed=0)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generator, NamedTuple
 
 import numpy as np
@@ -39,16 +37,14 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import Tensor
 from torch.nn import functional as F
 
-from agents.algorithms.base import ONE_STEP_EPISODES, DDPTarget, SB3Sampler, require_token_info
-from agents.algorithms.diversity import DiversityConfig, EntropyFloor
-from agents.algorithms.sb3 import common_problems
-from agents.policies.tats_network import TATSConfig
+from agents.algorithms.base import DDPTarget, SB3Sampler, require_token_info
+from agents.algorithms.configs import DiversityConfig, TokenPPOConfig
+from agents.algorithms.diversity import EntropyFloor
 from agents.kofn.credit import (
     DEFAULT_DIRECTION, AdvantageKind, Direction, bernoulli_kl, direction_sign, observed_tokens, token_advantages,
     token_policy_loss,
 )
-from agents.policies.token_policy import CriticKind, TokenTATSPolicy
-from tats_env.checks import FieldChecks
+from agents.policies.token_policy import TokenTATSPolicy
 from tats_env.env.spaces import KOfNMask
 
 __all__ = ["TokenRolloutBufferSamples", "TokenRolloutBuffer", "TokenPPO", "TokenPPOConfig", "token_errors_from_infos"]
@@ -314,73 +310,3 @@ class TokenPPO(SB3Sampler, PPO):
         record("train/inclusion_spread", float(buffer.old_inclusion.reshape(-1, buffer.num_tokens).std(1).mean()))
         if self.floor is not None:
             record("train/ent_coef", self.floor.coef)
-
-
-@dataclass(frozen=True)
-class TokenPPOConfig(FieldChecks):
-    """Token-level PPO with the TATS scorer: every hyperparameter, with the defaults measured on ``tiny``."""
-
-    advantage: AdvantageKind = "relative"
-    """Per-token advantage: ``relative`` e_i / ebar - 1 (scale-free), ``centered`` e_i - ebar, ``raw`` e_i."""
-    learning_rate: float = 1e-3
-    """Adam learning rate of the sampler."""
-    n_steps: int = 4
-    """Env steps per rollout (rollout = n_steps * num_envs clips)."""
-    batch_size: int = 8
-    """Minibatch size in clips (each clip carries K per-token terms, so small minibatches are not noisy)."""
-    n_epochs: int = 4
-    """Passes over each rollout (per-token clipping keeps the later passes close to the sampling policy)."""
-    clip_range: float = 0.2
-    """Per-token ratio clipping epsilon."""
-    normalize_advantage: bool = True
-    """Divide the advantages by their standard deviation over the rollout's masked tokens (a step-size
-    rescaling; no mean is subtracted, the per-clip baseline is already in the advantage)."""
-    ent_coef: float = 0.0
-    """Weight of the exact entropy of the K-subset distribution (nats)."""
-    vf_coef: float = 0.0
-    """Weight of the value loss (the value never enters the token advantages; 0 skips training it)."""
-    max_grad_norm: float = 0.5
-    """Gradient clipping of the sampler."""
-    target_kl: float | None = None
-    """Stop an update early when the joint approximate KL exceeds 1.5x this (None: never)."""
-    critic: CriticKind = "none"
-    """``none``: no critic network (the value is one bias); ``separate``: a clip value on its own trunk."""
-    net: TATSConfig = field(default_factory=TATSConfig)
-    """Size of the trajectory-attention scorer network."""
-
-    def field_problems(self) -> Iterator[tuple[str, str]]:
-        """Out-of-range fields (see :mod:`tats_env.checks`)."""
-        yield from common_problems(self.learning_rate, self.ent_coef, self.vf_coef, self.max_grad_norm)
-        for name in ("n_steps", "batch_size", "n_epochs"):
-            if getattr(self, name) < 1:
-                yield name, "must be >= 1"
-        if not self.clip_range > 0:
-            yield "clip_range", "must be > 0"
-        if self.target_kl is not None and not self.target_kl > 0:
-            yield "target_kl", "must be > 0 (or None: never stop early)"
-
-    def rollout_problems(self, num_envs: int, flag: Callable[[str], str]) -> Iterator[tuple[str, str]]:
-        """The minibatch must fit in a rollout of ``n_steps x num_envs`` clips; ``flag`` names a field's option."""
-        if self.batch_size > self.n_steps * num_envs:
-            yield "batch_size", (f"larger than a rollout of {flag('n_steps')} {self.n_steps} x --num-envs {num_envs} "
-                                 f"= {self.n_steps * num_envs} clips")
-
-    def build(self, env: VecEnv, seed: int | None = None, device: str | torch.device = "auto",
-              grid: tuple[int, int, int] | None = None, direction: Direction = DEFAULT_DIRECTION,
-              diversity: DiversityConfig | None = None, **kwargs: Any) -> TokenPPO:
-        """A :class:`TokenPPO` on ``env`` trained in ``direction`` (:data:`agents.kofn.credit.Direction`;
-        the run's one direction and its diversity options live in :class:`agents.registry.SamplerConfig`); ``grid`` defaults to
-        the masking env's token grid. ``kwargs`` go to ``PPO`` (e.g. ``verbose``, ``tensorboard_log``)."""
-        if grid is None:
-            grid = getattr(env, "token_grid", None)
-        policy_kwargs: dict[str, Any] = {"tats_config": self.net, "critic": self.critic}
-        if grid is not None:
-            policy_kwargs["grid"] = tuple(grid)
-        return TokenPPO(
-            TokenTATSPolicy, env, direction=direction, advantage=self.advantage, diversity=diversity,
-            learning_rate=self.learning_rate, n_steps=self.n_steps, batch_size=self.batch_size,
-            n_epochs=self.n_epochs, **ONE_STEP_EPISODES, clip_range=self.clip_range,
-            normalize_advantage=self.normalize_advantage, ent_coef=self.ent_coef, vf_coef=self.vf_coef,
-            max_grad_norm=self.max_grad_norm, target_kl=self.target_kl, seed=seed, device=device,
-            policy_kwargs=policy_kwargs, **kwargs,
-        )

@@ -22,7 +22,7 @@ from tats_env.commandline import exit_with_error, parse
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> Any:
     """Parse the command line, run the unfinished cells, write the report; exit 1 if a cell failed."""
-    from agents.bench.matrix import BenchmarkConfig, run_benchmark
+    from agents.bench.config import BenchmarkConfig  # torch-free: --help imports nothing heavier
     from tats_env.data import DataSourceError, check_data_source
 
     cfg = parse(BenchmarkConfig, argv, prog=prog)
@@ -31,6 +31,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> Any:
             check_data_source(cfg.env.data, split)
     except DataSourceError as exc:
         exit_with_error(exc, prog)
+    from agents.bench.matrix import run_benchmark
+
     try:
         result = run_benchmark(cfg)
     except ConfigError as exc:  # the up-front checks (agents.bench.checks), before any cell starts

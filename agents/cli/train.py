@@ -30,39 +30,59 @@ def _command(prog: str) -> str:
     return f"python experiments/{prog}" if prog.endswith(".py") else prog
 
 
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict:
-    """Parse the command line, train, print where everything is (rank 0 alone under torchrun)."""
+def _stopped(exc: BaseException, cfg: object, prog: str | None) -> dict:
+    """End the command for ``exc``, raised while parsing or training: one error line (exit 1), the ``--resume``
+    hint after Ctrl-C (exit 130), or the summary of a finished run; anything else propagates. The error classes
+    are imported here, once one is raised: they live beside the training code (torch)."""
     from agents.job.checkpoint import CheckpointError
-    from agents.job.config import parse_train_config
     from agents.job.distributed import is_main_process
     from agents.job.guards import NonFiniteError, TrainingInterrupted
-    from agents.job.progress import report_lines
     from agents.job.run_dir import RunDirError, RunFinished
-    from agents.job.trainer import train
     from tats_env.data.dataset import NoUsableVideoError
 
+    name = prog_name(prog)
+    if isinstance(exc, (RunDirError, CheckpointError, NonFiniteError, NoUsableVideoError)):
+        print(f"{name}: error: {exc}", file=sys.stderr)  # one message (it may go on over lines)
+        raise SystemExit(1) from None
+    if isinstance(exc, RunFinished):  # --resume of a finished run: nothing was changed
+        if is_main_process():
+            print(f"{name}: {exc}")
+        return exc.summary
+    if isinstance(exc, TrainingInterrupted):  # the first Ctrl-C: a checkpoint was saved at the next boundary
+        if is_main_process():
+            print(f"\n{name}: interrupted; saved a checkpoint at {exc.clips:,} clips in {exc.out}; "
+                  f"continue with: {_command(name)} --out {exc.out} --resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    if isinstance(exc, KeyboardInterrupt):  # a second Ctrl-C (or one under torchrun): stop at once
+        out = getattr(cfg, "out", "<--out>")
+        print(f"\n{name}: interrupted; the last checkpoint in {out} is kept (written at the last checkpoint "
+              f"boundary); continue with: {_command(name)} --out {out} --resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise exc
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> dict:
+    """Parse the command line, train, print where everything is (rank 0 alone under torchrun).
+
+    Only the config modules are imported before the command line is parsed, so ``--help`` needs no torch.
+    """
+    from agents.job.config import parse_train_config
+
+    cfg = None
     try:
         cfg = parse_train_config(argv, prog=prog)
+        from agents.job.trainer import train
+
         summary = train(cfg)
+    except SystemExit:  # --help, and the option errors tyro reports itself
+        raise
     except ConfigError as exc:
         exit_with_error(exc, prog, code=2)
-    except (RunDirError, CheckpointError, NonFiniteError, NoUsableVideoError) as exc:
-        print(f"{prog_name(prog)}: error: {exc}", file=sys.stderr)  # one message (it may go on over lines)
-        raise SystemExit(1) from None
-    except RunFinished as done:  # --resume of a finished run: nothing was changed
-        if is_main_process():
-            print(f"{prog_name(prog)}: {done}")
-        return done.summary
-    except TrainingInterrupted as stopped:  # the first Ctrl-C: a checkpoint was saved at the next boundary
-        if is_main_process():
-            print(f"\n{prog_name(prog)}: interrupted; saved a checkpoint at {stopped.clips:,} clips in {stopped.out}; "
-                  f"continue with: {_command(prog_name(prog))} --out {stopped.out} --resume", file=sys.stderr)
-        raise SystemExit(130) from None
-    except KeyboardInterrupt:  # a second Ctrl-C (or one under torchrun): stop at once
-        out = cfg.out if "cfg" in locals() else "<--out>"
-        print(f"\n{prog_name(prog)}: interrupted; the last checkpoint in {out} is kept (written at the last checkpoint "
-              f"boundary); continue with: {_command(prog_name(prog))} --out {out} --resume", file=sys.stderr)
-        raise SystemExit(130) from None
+    except BaseException as exc:
+        return _stopped(exc, cfg, prog)
+    from agents.job.distributed import is_main_process
+    from agents.job.progress import report_lines
+
     if is_main_process():
         print("\n".join(report_lines(summary)))
     return summary

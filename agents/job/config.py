@@ -10,12 +10,10 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
-from agents.job.run_dir import parse_resumed
-from agents.job.validation import validate_train_config
 from agents.registry import SamplerConfig, fixed_maskers, learned_samplers, recommended_sampler
 from tats_env.commandline import config_to_dict, parse
-from tats_env.env import EngineConfig, EnvConfig, RewardConfig
-from tats_env.export import ExportFormat
+from tats_env.env.config import EngineConfig, EnvConfig, RewardConfig
+from tats_env.export_info import ExportFormat
 
 __all__ = ["TrainConfig", "cpu_env", "parse_train_config"]
 
@@ -96,6 +94,9 @@ def parse_train_config(argv: Sequence[str] | None = None, prog: str | None = Non
     (:data:`agents.job.run_dir.SAFE_ON_RESUME`).
     """
     cfg = parse(TrainConfig, argv, prog=prog)
+    from agents.job.run_dir import parse_resumed  # after the parse: --help imports no torch
+    from agents.job.validation import validate_train_config
+
     validate_train_config(cfg)  # the flags as given, before the run folder is read
     if not cfg.resume:
         return cfg

@@ -7,37 +7,14 @@ self-attention over all tokens with fixed 1-D positions, as AdaMAE's sampler.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-from agents.policies.tats_network import init_sampler_weights, network_size_problems
-from tats_env.checks import FieldChecks
+from agents.policies.configs import TokenScoreNetConfig
+from agents.policies.tats_network import init_sampler_weights
 from tats_env.mae.layers import Block, sincos_position_table
 
 __all__ = ["TokenScoreNetConfig", "TokenScoreNet"]
-
-
-@dataclass(frozen=True)
-class TokenScoreNetConfig(FieldChecks):
-    """Sizes of the AdaMAE-style token network."""
-
-    dim: int = 32
-    """Width of the sampler's tokens."""
-    depth: int = 1
-    """Standard transformer blocks (AdaMAE uses one)."""
-    num_heads: int = 2
-    """Attention heads."""
-    mlp_ratio: float = 2.0
-    """MLP hidden width as a multiple of ``dim``."""
-    score_limit: float = 10.0
-    """Scores are squashed to ``(-limit, limit)`` (``limit * tanh(raw / limit)``), as in TATS."""
-
-    def field_problems(self) -> Iterator[tuple[str, str]]:
-        """Out-of-range fields (see :mod:`tats_env.checks`)."""
-        yield from network_size_problems(self.dim, self.depth, self.num_heads, self.mlp_ratio, self.score_limit)
 
 
 class TokenScoreNet(nn.Module):

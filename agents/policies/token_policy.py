@@ -17,7 +17,7 @@ only: token-level advantages use no critic).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -25,14 +25,12 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
 from agents.kofn.distribution import KSubsetDistribution
+from agents.policies.configs import CriticKind
 from agents.kofn.share import PolicyShareDistribution, ShareSide, chosen_count, log_binomial
 from agents.policies.tats_policy import TATSPolicy
 from agents.policies.tats_network import TATSConfig, TATSNetwork, TrajectoryTrunk, init_sampler_weights
 
 __all__ = ["CriticKind", "ScorerNetwork", "TokenTATSPolicy"]
-
-CriticKind = Literal["none", "separate"]
-
 
 class ScorerNetwork(nn.Module):
     """SB3 "mlp_extractor" with the scorer trunk only: the critic latent is one zero per clip."""

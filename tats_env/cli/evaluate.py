@@ -25,7 +25,7 @@ from typing import Any
 from tats_env.checks import ConfigError, config_problems, flag_problems
 from tats_env.commandline import exit_with_error, parse
 from tats_env.config import PRESETS
-from tats_env.downstream.protocol import ProtocolConfig
+from tats_env.downstream.protocol_config import ProtocolConfig
 from tats_env.outdir import out_problem
 
 

@@ -6,20 +6,21 @@ import importlib
 _MODULES = {
     "classify": ("VideoClassifier", "random_encoder"),
     "clipset": ("ClipSet", "load_clipset"),
-    "control": ("ControlConfig", "Conv3dControl", "train_control"),
+    "control": ("Conv3dControl", "train_control"),
     "finetune": ("evaluate", "finetune"),
     "finetune_config": ("FinetuneConfig",),
-    "pooling": ("Pooling", "pool_tokens"),
-    "probe": ("ProbeConfig", "ProbeResult", "extract_features", "fit_probe", "init_head_from_probe", "linear_probe"),
-    "protocol": ("RANDOM_INIT", "ProtocolConfig", "RankingRefused", "binomial_sd", "rank_encoders", "ranking_check",
+    "pooling": ("pool_tokens",),
+    "probe": ("ProbeResult", "extract_features", "fit_probe", "init_head_from_probe", "linear_probe"),
+    "protocol": ("RANDOM_INIT", "RankingRefused", "binomial_sd", "rank_encoders", "ranking_check",
                  "run_protocol", "short_finetune", "summarize"),
-    "supervised": ("ShortRecipe", "SupervisedResult", "predict", "train_classifier"),
+    "protocol_config": ("ControlConfig", "Pooling", "ProbeConfig", "ProtocolConfig", "ShortRecipe"),
+    "supervised": ("SupervisedResult", "predict", "train_classifier"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str):
-    """The names above are imported on first use (PEP 562): ``FinetuneConfig`` without torch."""
+    """The names above are imported on first use (PEP 562): the config classes without torch."""
     if name in _LAZY:
         value = getattr(importlib.import_module(f"tats_env.downstream.{_LAZY[name]}"), name)
         globals()[name] = value

@@ -14,14 +14,14 @@ the synthetic motion classes in our measurements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tats_env.downstream.clipset import ClipSet
-from tats_env.downstream.supervised import ShortRecipe, SupervisedResult, train_classifier
+from tats_env.downstream.protocol_config import ControlConfig  # re-exported: its old home
+from tats_env.downstream.supervised import SupervisedResult, train_classifier
 
 __all__ = ["ControlConfig", "Conv3dControl", "train_control"]
 
@@ -61,18 +61,6 @@ class Conv3dControl(nn.Module):
                                    antialias=True, align_corners=False)
             videos = frames.reshape(b, c, t, self.input_size, self.input_size)
         return self.head(self.features(videos).mean(dim=(2, 3, 4)))
-
-
-@dataclass(frozen=True)
-class ControlConfig:
-    """Size and recipe of the positive control."""
-
-    width: int = 16
-    """Channels of the first block (then 2x, 4x)."""
-    input_size: int | None = 32
-    """Clips are resized to this side before the first convolution (None: keep the clip size)."""
-    recipe: ShortRecipe = field(default_factory=lambda: ShortRecipe(epochs=10, lr=3e-3))
-    """Optimiser and schedule (the same short schedule as the ViTs; a higher lr suits batch norm)."""
 
 
 def train_control(train: ClipSet, val: ClipSet, cfg: ControlConfig | None = None, *, seed: int = 0,

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor
+
+from tats_env.downstream.protocol_config import POOLINGS, Pooling  # re-exported: their old home
 
 __all__ = ["POOLINGS", "Pooling", "check_pooling", "num_regions", "pool_regions", "pool_tokens"]
 
-Pooling = Literal["mean", "time", "quadrants"]
-POOLINGS: tuple[str, ...] = ("mean", "time", "quadrants")
+
 
 
 def check_pooling(grid: tuple[int, int, int], pooling: str) -> None:

@@ -35,33 +35,13 @@ from torch import Tensor, nn
 
 from tats_env.downstream.classify import VideoClassifier
 from tats_env.downstream.clipset import ClipSet
-from tats_env.downstream.pooling import POOLINGS, Pooling, pool_tokens
+from tats_env.downstream.pooling import Pooling, pool_tokens
+from tats_env.downstream.protocol_config import ProbeConfig  # re-exported: its old home
 from tats_env.downstream.supervised import per_class_accuracy
 
 __all__ = [
     "Pooling", "ProbeConfig", "ProbeResult", "extract_features", "fit_probe", "init_head_from_probe", "linear_probe",
 ]
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Pooling and regularisation of the frozen-feature probe."""
-
-    pooling: Pooling = "quadrants"
-    """'quadrants' (main metric): mean over each quarter of the frame per temporal slot, concatenated;
-    'time': mean over space per temporal slot, concatenated; 'mean': mean over all tokens."""
-    weight_decay: float = 1e-3
-    """L2 penalty on the weights (not the bias), relative to the mean cross-entropy."""
-    max_iter: int = 500
-    """L-BFGS iterations."""
-    batch_size: int = 64
-    """Clips per forward pass when extracting features."""
-
-    def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.weight_decay < 0 or self.max_iter < 1:
-            raise ValueError("weight_decay must be >= 0 and max_iter >= 1")
-
 
 @dataclass
 class ProbeResult:

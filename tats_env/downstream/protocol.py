@@ -31,7 +31,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -39,9 +38,10 @@ import torch
 from tats_env.config import MAEConfig
 from tats_env.downstream.classify import VideoClassifier, random_encoder
 from tats_env.downstream.clipset import ClipSet
-from tats_env.downstream.control import ControlConfig, train_control
-from tats_env.downstream.probe import ProbeConfig, init_head_from_probe, linear_probe
-from tats_env.downstream.supervised import ShortRecipe, SupervisedResult, train_classifier
+from tats_env.downstream.control import train_control
+from tats_env.downstream.probe import init_head_from_probe, linear_probe
+from tats_env.downstream.protocol_config import ProbeConfig, ProtocolConfig, ShortRecipe  # re-exported
+from tats_env.downstream.supervised import SupervisedResult, train_classifier
 from tats_env.export import load_encoder
 from tats_env.mae import FeatureEncoder
 
@@ -54,41 +54,6 @@ RANDOM_INIT = "random_init"
 """Name of the randomly initialised encoders in a report (the probe's floor)."""
 
 EncoderSource = str | os.PathLike[str] | FeatureEncoder
-
-
-@dataclass(frozen=True)
-class ProtocolConfig:
-    """What the protocol runs and with which budgets."""
-
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds of the random-init encoders, fine-tunes, from-scratch ViTs and controls."""
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    """The frozen-feature probe (main metric)."""
-    finetune: ShortRecipe = field(default_factory=lambda: ShortRecipe(epochs=3, lr=1e-4))
-    """Short fine-tune of every pre-trained encoder (``run_finetune=False`` skips it). lr 1e-4: with the
-    probe-initialised head, higher rates first undo the probe's fit (docs/results/issue11_probe.md)."""
-    scratch: ShortRecipe = field(default_factory=lambda: ShortRecipe(epochs=3, lr=1e-4))
-    """From-scratch supervised ViT of the same architecture (by default the fine-tune's recipe, so that the two
-    differ only in the encoder's initialisation)."""
-    control: ControlConfig = field(default_factory=ControlConfig)
-    """The 3D-CNN positive control."""
-    head_from_probe: bool = True
-    """Linear probe, then fine-tune (LP-FT): the fine-tune's and the from-scratch ViT's head (pooled like the probe,
-    BatchNorm-standardised) starts as the probe fitted on their own features; False: a zero-initialised head."""
-    run_finetune: bool = True
-    """Fine-tune every encoder (the slowest part; the probe is the main metric)."""
-    run_scratch: bool = True
-    """Train the from-scratch ViT (needed for a ranking)."""
-    run_control: bool = True
-    """Train the positive control (needed for a ranking)."""
-    z: float = 3.0
-    """Controls must beat chance by this many binomial standard deviations."""
-
-    def __post_init__(self) -> None:
-        if not self.seeds:
-            raise ValueError("seeds must name at least one seed")
-        if self.z < 0:
-            raise ValueError(f"z must be >= 0, got {self.z}")
 
 
 class RankingRefused(RuntimeError):

@@ -23,36 +23,9 @@ from tqdm.auto import tqdm
 
 from tats_env.downstream.classify import build_optimizer, build_scheduler
 from tats_env.downstream.clipset import ClipSet
+from tats_env.downstream.protocol_config import ShortRecipe  # re-exported: its old home
 
 __all__ = ["ShortRecipe", "SupervisedResult", "predict", "train_classifier"]
-
-
-@dataclass(frozen=True)
-class ShortRecipe:
-    """Optimiser and schedule of a short supervised run (AdamW, linear warm-up, per-step cosine)."""
-
-    epochs: int = 10
-    """Passes over the training clips."""
-    batch_size: int = 32
-    """Clips per step (the last incomplete batch of an epoch is dropped)."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    warmup_epochs: float = 0.5
-    """Linear warm-up, in epochs."""
-    min_lr: float = 1e-5
-    """Learning rate at the end of the cosine."""
-    weight_decay: float = 0.05
-    """AdamW weight decay (not on biases and norms)."""
-    layer_decay: float = 1.0
-    """Layer-wise lr decay of a ViT (1 = off, the short-budget default)."""
-    clip_grad: float | None = 1.0
-    """Gradient-norm clipping (None = off)."""
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if self.lr <= 0 or self.warmup_epochs < 0 or self.weight_decay < 0:
-            raise ValueError("lr must be > 0; warmup_epochs and weight_decay >= 0")
 
 
 @dataclass

@@ -12,93 +12,21 @@ reward baseline, ``action_space.sample()``) come from a per-rank seed.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from collections.abc import Iterator
-from typing import Annotated, Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import tyro
 from gymnasium import spaces
 
-from tats_env.checks import FieldChecks
 from tats_env.config import MAEConfig, get_preset
 from tats_env.data import VideoClipDataset, build_dataset
 from tats_env.env.clips import ClipStream, process_shard, shard_seed
-from tats_env.env.engine import CoTrainingEngine, EngineConfig
-from tats_env.env.rewards import RewardConfig, RewardFunction
-from tats_env.env.spaces import InvalidActionMode, KOfNMask, action_to_mask
+from tats_env.env.config import EnvConfig, env_config_from_options  # re-exported: their old home
+from tats_env.env.engine import CoTrainingEngine
+from tats_env.env.rewards import RewardFunction
+from tats_env.env.spaces import KOfNMask, action_to_mask
 from tats_env.mae.masking import random_mask, token_foreground
 from tats_env.utils import seeded_torch
-
-
-@dataclass(frozen=True)
-class EnvConfig(FieldChecks):
-    """Everything that defines a masking environment (the data, the model size, the task)."""
-
-    data: str = "synthetic"
-    """``"synthetic"`` (the embedded motion dataset), a ``path label`` list file, or a folder of videos."""
-    preset: str = "tiny"
-    """MAE size preset (tiny, tiny32, small, base, large); see :data:`tats_env.config.PRESETS`."""
-    mask_ratio: float = 0.9
-    """Share of tokens to mask; the action masks exactly ``K = round(mask_ratio * N)`` tokens."""
-    split: str = "train"
-    """Which list of the dataset the env draws clips from."""
-    sampling: Literal["k400", "ssv2"] = "k400"
-    """Frame sampling: K400-style strided window or SSv2-style segments."""
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    """Reward mode, baseline and normalisation."""
-    engine_config: Annotated[EngineConfig, tyro.conf.arg(name="mae")] = field(default_factory=EngineConfig)
-    """Optimisation of the environment's MAE (flags --mae.*)."""
-    update_mae: bool = True
-    """Take one MAE optimizer step per env step; False evaluates a frozen MAE."""
-    invalid_action: InvalidActionMode = "raise"
-    """What a mask with the wrong number of ones does: ``raise`` or ``repair`` (flagged in info)."""
-    obs_dtype: Literal["float32", "float16"] = "float32"
-    """Observation dtype; float16 halves the host copy and the rollout buffer."""
-    num_workers: int = 0
-    """DataLoader worker processes decoding videos."""
-    foreground_threshold: float = 0.25
-    """Share of a token's pixels that must be foreground for it to count as a motion token."""
-    seed: int = 0
-    """Seed of the MAE's initial weights (drawn from it alone when the env builds its MAE), of the clip stream
-    (shuffle and augmentation) and of the env's own random masks; the training scripts seed the sampler from it
-    too. ``reset(seed=...)`` restarts the clip stream and masks, not the (learned) weights."""
-    token_info: bool = False
-    """Put the step's per-token signal into ``info`` for token-level learners: ``token_error``
-    (float32 ``(N,)``, the MAE's error of each masked token, NaN at visible tokens and, under dual masking
-    (``--mae.decoder-mask-ratio``), at the masked tokens the decoder skipped), ``token_mask``
-    (bool ``(N,)``, True = masked) and, when the dataset has foreground masks, ``token_foreground``
-    (bool ``(N,)``). The rows are read-only views of one ``(B, N)`` host array per step (no
-    per-clip copies); the scalar reward is unchanged. Set when the env is built (the samplers' registry
-    does it for the learners that need it); it does not change afterwards."""
-    token_signal: Literal["error", "progress"] = "error"
-    """What ``info["token_error"]`` holds: ``error``, the masked token's reconstruction error before the MAE
-    update, or ``progress``, that error minus the token's error after the update on the same clip and mask
-    (its learning progress: one extra no-grad forward per step). Only read with ``token_info``."""
-
-    def field_problems(self) -> Iterator[tuple[str, str]]:
-        """Out-of-range fields (see :mod:`tats_env.checks`); the preset and data path are checked where they are read."""
-        if not 0.0 < self.mask_ratio < 1.0:
-            yield "mask_ratio", "must be in (0, 1), exclusive"
-        if self.num_workers < 0:
-            yield "num_workers", "must be >= 0"
-        if not 0.0 <= self.foreground_threshold <= 1.0:
-            yield "foreground_threshold", "must be in [0, 1]"
-        if not 0 <= self.seed < 2**32:
-            yield "seed", "must be in [0, 2**32 - 1]"
-        if self.token_signal not in ("error", "progress"):
-            yield "token_signal", "must be error or progress"
-
-
-def env_config_from_options(options: dict[str, Any], **given: Any) -> EnvConfig:
-    """An :class:`EnvConfig` from keyword options (``given`` first), ``TypeError`` naming unknown ones."""
-    fields = {f.name for f in dataclasses.fields(EnvConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise TypeError(f"unknown env options {unknown}; known: {sorted(fields)}")
-    return EnvConfig(**given, **options)
 
 
 def motion_statistics(foreground: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -11,16 +11,15 @@ decides when too many skips end a run. It holds no global state: a caller may wr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 
-from tats_env.checks import FieldChecks
+from tats_env.env.config import EngineConfig  # re-exported: its old home
 from tats_env.utils import autocast_context
 from tats_env.config import MAEConfig
 from tats_env.mae import VideoMAE
@@ -29,71 +28,6 @@ from tats_env.mae.masking import decoder_subset
 
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 """Device types on which :class:`EngineConfig` ``fused_adamw`` uses ``torch.optim.AdamW(fused=True)``."""
-
-
-@dataclass(frozen=True)
-class EngineConfig(FieldChecks):
-    """Optimisation of the environment's MAE (VideoMAE's recipe by default)."""
-
-    blr: float = 1.5e-4
-    """Base learning rate per 256 clips; the actual lr is ``blr * batch / 256`` unless ``lr`` is set."""
-    lr: float | None = None
-    """Absolute learning rate (overrides ``blr`` scaling)."""
-    min_lr: float = 1e-5
-    """Floor of the cosine schedule (scaled like ``blr`` when ``lr`` is None)."""
-    warmup_updates: int = 40
-    """Linear warm-up length in optimizer steps."""
-    total_updates: int | None = None
-    """Cosine schedule length in optimizer steps; None keeps the lr constant after warm-up."""
-    weight_decay: float = 0.05
-    """AdamW weight decay (not applied to biases, norms and the mask token)."""
-    betas: tuple[float, float] = (0.9, 0.95)
-    """AdamW betas."""
-    grad_clip: float | None = None
-    """Clip the gradient norm to this value; None disables clipping."""
-    amp: bool = True
-    """bf16 autocast on CUDA (ignored on the CPU)."""
-    fused_adamw: bool = True
-    """torch's fused AdamW kernel on the CPU and CUDA (one pass per tensor instead of one per operation: about 3x
-    faster optimizer steps on the CPU, the same update up to float rounding); off = the per-tensor loop."""
-    decoder_mask_ratio: float = 0.0
-    """VideoMAE V2 dual masking in the training updates: the decoder reconstructs only ``1 - ratio`` of the
-    masked tokens (their loss alone trains the MAE and is what per-token learners see); 0 = off, every masked
-    token decoded. Evaluation forwards (``update=False``: reward baselines, held-out losses) decode every token."""
-    decoder_masking: Literal["running_cell", "random"] = "running_cell"
-    """Which masked tokens are decoded under dual masking: V2's running cell, or uniformly at random."""
-
-    def field_problems(self) -> Iterator[tuple[str, str]]:
-        """Out-of-range fields (see :mod:`tats_env.checks`)."""
-        if not self.blr > 0:
-            yield "blr", "must be > 0"
-        if self.lr is not None and not self.lr > 0:
-            yield "lr", "must be > 0 (or None: scale --mae.blr)"
-        if not self.min_lr >= 0:
-            yield "min_lr", "must be >= 0"
-        elif self.lr is not None and self.lr > 0 and self.min_lr > self.lr:
-            yield "min_lr", f"must not exceed the learning rate (--mae.lr {self.lr:g}): the cosine would rise"
-        if self.warmup_updates < 0:
-            yield "warmup_updates", "must be >= 0"
-        if self.total_updates is not None and self.total_updates < 1:
-            yield "total_updates", "must be >= 1 (or None)"
-        if not self.weight_decay >= 0:
-            yield "weight_decay", "must be >= 0"
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            yield "betas", "needs two values in [0, 1)"
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            yield "grad_clip", "must be > 0 (or None: no clipping)"
-        if not 0.0 <= self.decoder_mask_ratio < 1.0:
-            yield "decoder_mask_ratio", "must be in [0, 1) (0 = dual masking off)"
-        if self.decoder_masking not in ("running_cell", "random"):
-            yield "decoder_masking", "must be running_cell or random"
-
-    def learning_rates(self, batch_size: int) -> tuple[float, float]:
-        """``(peak lr, min lr)`` for a global batch of ``batch_size`` clips."""
-        if self.lr is not None:
-            return self.lr, min(self.min_lr, self.lr)
-        scale = batch_size / 256
-        return self.blr * scale, self.min_lr * scale
 
 
 @dataclass

@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 
-from tats_env.checks import FieldChecks
-
-RewardMode = Literal["adversarial", "cooperative"]
-
-
-@dataclass(frozen=True)
-class RewardConfig(FieldChecks):
-    """How the per-token error of the masked tokens becomes one reward per clip."""
-
-    mode: RewardMode | None = None
-    """``adversarial``: +error, the sampler hunts tokens the MAE finds hard (AdaMAE/TATS);
-    ``cooperative``: -error, the sampler hides tokens that are easy to reconstruct. None:
-    adversarial, unless the sampler's ``--direction`` decides (the main job and the benchmark
-    derive it from there: mask_hard -> adversarial, show_hard -> cooperative)."""
-    baseline: Literal["none", "random"] = "none"
-    """``random``: subtract, per clip, the error the same MAE makes under a fresh uniformly random
-    mask with the same K (one extra forward, no backward). This paired control variate removes
-    the clip-to-clip difficulty that otherwise swamps the effect of the mask choice; the reward
-    becomes "how much harder than random masking" (adversarial) or its negative."""
-    normalize: bool = False
-    """Standardise rewards with running mean and variance (the MAE's loss drifts as it learns)."""
-    clip: float = 10.0
-    """Clip normalised rewards to ``[-clip, clip]``."""
-
-    def field_problems(self) -> Iterator[tuple[str, str]]:
-        """Out-of-range fields (see :mod:`tats_env.checks`)."""
-        if not self.clip > 0:
-            yield "clip", "must be > 0"
-
+from tats_env.env.config import RewardConfig, RewardMode  # re-exported: their old home
 
 class RewardFunction:
     """Maps ``(per_token_loss, mask)`` to a float32 reward per clip; keeps running statistics."""

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from tats_env.env.config import InvalidActionMode  # re-exported: its old home
 from tats_env.mae.masking import topk_mask
 
-InvalidActionMode = Literal["raise", "repair"]
+
 
 
 class KOfNMask(spaces.MultiBinary):

@@ -1,18 +1,28 @@
-"""VideoMAE: ViT blocks, encoder/decoder, patchify + loss, and fixed token maskers."""
+"""VideoMAE: ViT blocks, encoder/decoder, patchify + loss, and fixed token maskers.
 
-from tats_env.mae.layers import Attention, Block, PatchEmbed3d, sincos_position_table
-from tats_env.mae.masking import (
-    MASKERS,
-    get_masker,
-    motion_energy_mask,
-    random_mask,
-    running_cell_mask,
-    token_foreground,
-    token_motion_energy,
-    topk_mask,
-    tube_mask,
-)
-from tats_env.mae.model import FeatureEncoder, MAEOutput, VideoEncoder, VideoMAE, check_mask
+The names below are imported on first use (PEP 562), so :mod:`tats_env.mae.masker_names` (the maskers'
+names, for the command lines' ``--help``) is read without importing torch and timm.
+"""
+
+import importlib
+from typing import Any
+
+_MODULES = {
+    "layers": ("Attention", "Block", "PatchEmbed3d", "sincos_position_table"),
+    "masking": ("MASKERS", "get_masker", "motion_energy_mask", "random_mask", "running_cell_mask", "token_foreground",
+                "token_motion_energy", "topk_mask", "tube_mask"),
+    "model": ("FeatureEncoder", "MAEOutput", "VideoEncoder", "VideoMAE", "check_mask"),
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"tats_env.mae.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tats_env.mae' has no attribute {name!r}")
+
 
 __all__ = [
     "Attention", "Block", "PatchEmbed3d", "sincos_position_table",

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from tats_env.config import VideoSpec
+from tats_env.mae.masker_names import COMPOSITION_MASKER_NAMES, check_names
 
 __all__ = ["CompositionMasker", "ShowMoving", "HideMovingShare", "TemporalSplit", "COMPOSITION_MASKERS",
            "visible_moving_counts", "compose_visible"]
@@ -152,3 +153,5 @@ COMPOSITION_MASKERS: dict[str, CompositionMasker] = {
     "temporal_split_4": TemporalSplit(4),
 }
 """The diagnostic maskers by registry name (``show_moving_<j>``, ``hide_moving_<percent>``, ``temporal_split_<j>``)."""
+
+check_names(COMPOSITION_MASKERS, COMPOSITION_MASKER_NAMES)

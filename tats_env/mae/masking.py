@@ -18,6 +18,7 @@ from torch import Tensor
 
 from tats_env.config import VideoSpec
 from tats_env.mae.composition import COMPOSITION_MASKERS
+from tats_env.mae.masker_names import MASKER_NAMES, check_names
 
 
 def topk_mask(scores: Tensor, k: int) -> Tensor:
@@ -150,6 +151,7 @@ MASKERS: dict[str, Callable[..., Tensor]] = {
     "motion_energy": motion_energy_mask,
     **COMPOSITION_MASKERS,  # oracles of controlled composition (need foreground masks): diagnosis
 }
+check_names(MASKERS, MASKER_NAMES)
 
 
 def get_masker(name: str) -> Callable[..., Tensor]:
