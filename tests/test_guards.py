@@ -121,7 +121,8 @@ def test_a_diverging_mae_stops_the_run_and_keeps_the_last_good_checkpoint(
         train_ppo.main(_tiny_args(synthetic_root, out, max_skipped_updates=2))
     assert info.value.code == 1
     err = capsys.readouterr().err
-    assert "2 MAE updates in a row had a non-finite loss or gradient" in err and "--mae.lr" in err
+    assert "2 MAE updates in a row had a non-finite loss or gradient" in err and "lower --mae.lr (the lr was" in err
+    assert "the last good " in err and "checkpoint.pt is kept" in err  # the warm-up's checkpoint exists
     state = load_checkpoint(out / "checkpoint.pt")  # the warm-up's, written before the NaNs
     assert state["warmup_done"] == 8 and state["num_timesteps"] == 0 and nonfinite_tensors(state) == []
     assert not list(out.glob("encoder-*")) and not (out / "summary.json").exists()
@@ -131,10 +132,21 @@ def test_save_and_export_refuse_non_finite_weights(synthetic_root: Path, tmp_pat
     out = tmp_path / "run"
     trainer = CoTrainer(parse_train_config(_tiny_args(synthetic_root, out)))
     try:
+        weight = next(trainer.sampler.policy.parameters())
+        first = float(weight.view(-1)[0])
+        with torch.no_grad():
+            weight.view(-1)[0] = float("inf")
+        with pytest.raises(NonFiniteError, match=r"the sampler diverged: no checkpoint had been written yet, so there is "
+                                                 r"nothing to resume from; lower --token-ppo.learning-rate \(now 0.001\)"):
+            trainer.save()  # before any checkpoint exists, the message does not promise one
+        assert not (out / "checkpoint.pt").exists()
+        with torch.no_grad():
+            weight.view(-1)[0] = first
         good = trainer.save().read_bytes()
         with torch.no_grad():
             next(trainer.sampler.policy.parameters()).view(-1)[0] = float("inf")
-        with pytest.raises(NonFiniteError, match=r"sampler\.params\.policy\..*the last good .*checkpoint.pt is kept"):
+        with pytest.raises(NonFiniteError, match=r"sampler\.params\.policy\..*the sampler diverged: the last good "
+                                                 r".*checkpoint.pt is kept; lower --token-ppo.learning-rate"):
             trainer.save()
         assert (out / "checkpoint.pt").read_bytes() == good
         with torch.no_grad():

@@ -14,14 +14,15 @@ import signal
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal
 
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.job import distributed
 from tats_env.utils import nonfinite_tensors
 
-__all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights", "StopRequest", "TrainingInterrupted"]
+__all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights", "StopRequest", "TrainingInterrupted",
+           "Part", "default_advice", "diverged_parts"]
 
 
 class NonFiniteError(RuntimeError):
@@ -34,6 +35,27 @@ def check_finite(state: Any, what: str, hint: str = "") -> None:
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise NonFiniteError(f"{what}: non-finite values in {shown}{'; ' + hint if hint else ''}")
+
+
+Part = Literal["mae", "sampler"]
+"""Which half of the co-training diverged."""
+
+
+def default_advice(part: Part) -> str:
+    """What to change when ``part`` diverged, without knowing the run (library use of the guard)."""
+    option = "--mae.lr (or set --mae.grad-clip)" if part == "mae" else "the sampler's learning rate"
+    return f"the last checkpoint, if any, is kept; lower {option} and start again"
+
+
+def diverged_parts(bad: list[str]) -> list[Part]:
+    """The halves named by the non-finite entries ``bad`` of a checkpoint state (``mae_state.*``/``core.*``: the
+    MAE and its optimizer; ``sampler.*``: the sampler)."""
+    parts: list[Part] = []
+    if any(name.startswith(("mae_state", "core")) for name in bad):
+        parts.append("mae")
+    if any(name.startswith("sampler") for name in bad) or not parts:
+        parts.append("sampler")
+    return parts
 
 
 def sampler_weights(sampler: Any) -> dict[str, Any]:
@@ -53,9 +75,12 @@ class NonFiniteGuardCallback(BaseCallback):
     ``mae/skipped_updates``.
     """
 
-    def __init__(self, max_consecutive: int, verbose: int = 0) -> None:
+    def __init__(self, max_consecutive: int, verbose: int = 0, advice: Callable[[Part], str] | None = None) -> None:
         super().__init__(verbose)
         self.max_consecutive = max(1, max_consecutive)
+        self.advice = advice or default_advice
+        """What the error says to do when ``"mae"`` or ``"sampler"`` diverged (the main job names the checkpoint
+        that is kept, or that none was written yet, and the learning-rate option with its value)."""
         self._warned = False
 
     def _on_training_start(self) -> None:
@@ -72,13 +97,13 @@ class NonFiniteGuardCallback(BaseCallback):
         if engine.consecutive_skipped >= self.max_consecutive:
             raise NonFiniteError(
                 f"{engine.consecutive_skipped} MAE updates in a row had a non-finite loss or gradient "
-                f"({engine.skipped_updates} in all): the MAE diverged (lr {engine.optimizer.param_groups[0]['lr']:.3g}). "
-                "The last good checkpoint is kept; lower --mae.lr (or set --mae.grad-clip) and start again")
+                f"({engine.skipped_updates} in all): the MAE diverged (lr {engine.optimizer.param_groups[0]['lr']:.3g}); "
+                + self.advice("mae"))
         return True
 
     def _on_rollout_start(self) -> None:
         check_finite(sampler_weights(self.model), "the sampler's weights after its update",
-                     "its last update diverged; the last good checkpoint is kept; lower the sampler's learning rate")
+                     "its last update diverged; " + self.advice("sampler"))
 
     def _on_rollout_end(self) -> None:
         self.logger.record("mae/skipped_updates", self._engine.skipped_updates)

@@ -36,7 +36,7 @@ from agents.job import distributed  # [distributed] torchrun / DDP hooks
 from agents.job.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
 from agents.job.checkpoint import CHECKPOINT_NAME, find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agents.job.config import TrainConfig
-from agents.job.guards import NonFiniteGuardCallback, StopRequest, TrainingInterrupted, check_finite
+from agents.job.guards import NonFiniteGuardCallback, Part, StopRequest, TrainingInterrupted, check_finite, diverged_parts
 from agents.job.motion_curve import MotionCurveCallback, quarter_summary
 from agents.job.pretrain import PretrainHooks, PretrainPlan, pretrain
 from agents.job.progress import ProgressCallback, RunProgress, TerminalSummary, one_line_warnings
@@ -46,9 +46,9 @@ from agents.job.run_dir import (
 from agents.job.run_logger import RunLogger, make_run_logger
 from agents.job.validation import ConfigError, validate_train_config
 from tats_env import device as tats_device
-from agents.registry import build_sampler, sampler_env_config
+from agents.registry import build_sampler, sampler_env_config, sampler_spec
 from tats_env.env import VideoMaskingVecEnv
-from tats_env.utils import atomic_write_json, git_commit, package_versions
+from tats_env.utils import atomic_write_json, git_commit, nonfinite_tensors, package_versions
 
 __all__ = ["CoTrainer", "train", "build_env", "resolve_device", "seed_everything", "MIN_STEPS_PER_DUMP"]
 
@@ -170,10 +170,34 @@ class CoTrainer(PretrainHooks):
             "wall_time_s": self.wall_time(),
             "pending_log": self._logger_pending(),
         }
-        check_finite(state, f"checkpoint at {self.clips_done} clips",
-                     f"not written, the last good {self.checkpoint_path} is kept; the run diverged: lower the "
-                     "learning rate (--mae.lr, --ppo.learning-rate, ...) and start again")
+        bad = nonfinite_tensors(state)
+        if bad:
+            check_finite(state, f"checkpoint at {self.clips_done} clips",
+                         "not written; " + "; ".join(f"the {'MAE' if part == 'mae' else 'sampler'} diverged: "
+                                                     + self.divergence_advice(part) for part in diverged_parts(bad)))
         return save_checkpoint(state, self.checkpoint_path)
+
+    def divergence_advice(self, part: Part) -> str:
+        """What a divergence of ``part`` leaves and what to change: whether a good checkpoint is kept (or none was
+        written yet), and the learning-rate option of that part with its value."""
+        if part == "mae":
+            lr = float(self.env.engine.optimizer.param_groups[0]["lr"])
+            change = f"lower --mae.lr (the lr was {lr:.3g} at this point) or set --mae.grad-clip"
+        else:
+            change = f"lower {self._sampler_lr_option()}"
+        if self.checkpoint_path.is_file():
+            kept = f"the last good checkpoint {self.checkpoint_path} is kept"
+        else:
+            kept = "no checkpoint had been written yet, so there is nothing to resume from"
+        return f"{kept}; {change} and start again (--overwrite)"
+
+    def _sampler_lr_option(self) -> str:
+        """``--<section>.learning-rate VALUE`` of the run's sampler (its first hyperparameter section that has one)."""
+        for section in sampler_spec(self.cfg.method).sections:
+            value = getattr(getattr(self.cfg.sampler, section, None), "learning_rate", None)
+            if value is not None:
+                return f"--{section.replace('_', '-')}.learning-rate (now {value:g})"
+        return "the sampler's learning rate"
 
     def wall_time(self) -> float:
         """Training seconds of the whole run: earlier processes (up to their checkpoint) plus this one."""
@@ -256,7 +280,7 @@ class CoTrainer(PretrainHooks):
         """Divergence guard, env statistics, mask images (``images/warmup/``), progress."""
         assert self.progress is not None
         return distributed.rank_callbacks([  # [distributed] global clip counter first; images on rank 0
-            NonFiniteGuardCallback(self.cfg.max_skipped_updates),
+            NonFiniteGuardCallback(self.cfg.max_skipped_updates, advice=self.divergence_advice),
             EnvStatsCallback(self.cfg.sampler.direction),
             MaskImageCallback(self.cfg.image_every, self.out / "images" / "warmup", final_at=self.cfg.warmup_steps),
             ProgressCallback(self.progress, offset=0),
@@ -267,7 +291,7 @@ class CoTrainer(PretrainHooks):
         cfg = self.cfg
         assert self.progress is not None
         return distributed.rank_callbacks([  # [distributed] global clip counter first; images on rank 0
-            NonFiniteGuardCallback(cfg.max_skipped_updates),
+            NonFiniteGuardCallback(cfg.max_skipped_updates, advice=self.divergence_advice),
             EnvStatsCallback(cfg.sampler.direction),
             self.motion_curve,
             MaskImageCallback(cfg.image_every, self.out / "images", offset=self.warmup_done),
