@@ -26,6 +26,7 @@ import torch
 from agents.registry import build_sampler
 from agents.job.config import TrainConfig
 from agents.job.trainer import build_env, resolve_device
+from tats_env.config import preset_with_overrides
 from tats_env.timing import StepStats, markdown_table, measure, run_isolated, synchronize, throughput_ratio
 from agents.algorithms.token_ppo import TokenPPOConfig
 from tats_env.commandline import parse
@@ -42,17 +43,25 @@ class Args(TrainConfig):
     """Untimed rollouts first."""
     isolate: bool = True
     """On the CPU, time each candidate in its own process (its own peak RSS); --no-isolate runs them here."""
+    mae_overrides: tuple[str, ...] = ()
+    """``key=value`` overrides of the preset's MAE (e.g. num_frames=16 image_size=112: ``small`` at 112 px)."""
     profile: bool = False
     """Also break one token-PPO sampler-phase rollout (the main job's defaults) into its parts: the MAE step
     inside the env, the sampler's forward (scores, exact K-subset inclusion probabilities, the draw), the PPO
     update and everything else (SB3 bookkeeping, host copies)."""
 
 
+def env_for(args: Args, device: torch.device, **changes: Any) -> Any:
+    """The main job's env for ``args`` with ``changes`` to its config (e.g. ``method``), at the overridden MAE size."""
+    cfg = dataclasses.replace(args, **changes)
+    return build_env(cfg, device, preset_with_overrides(cfg.env.preset, args.mae_overrides) if args.mae_overrides else None)
+
+
 def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
     """The env stepped with tube masks (no reward baseline forward: nothing here reads the reward)."""
     def build() -> Callable[[], None]:
         no_baseline = dataclasses.replace(args.env.reward, baseline="none")
-        env = build_env(dataclasses.replace(args, env=dataclasses.replace(args.env, reward=no_baseline)), device)
+        env = env_for(args, device, env=dataclasses.replace(args.env, reward=no_baseline))
         env.reset()
         g = torch.Generator(device=device).manual_seed(args.env.seed)
 
@@ -65,7 +74,7 @@ def plain_builder(args: Args, device: torch.device) -> Callable[[], Callable[[],
 def ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
     """PPO + TATSPolicy on the same env; one call = one rollout + one policy update."""
     def build() -> Callable[[], None]:
-        model = build_sampler("ppo_tats", build_env(dataclasses.replace(args, method="ppo_tats"), device), args.sampler,
+        model = build_sampler("ppo_tats", env_for(args, device, method="ppo_tats"), args.sampler,
                               args.env.seed, device)
         rollout = args.sampler.ppo.n_steps * args.num_envs
 
@@ -83,7 +92,7 @@ def token_ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable
                                 batch_size=ppo.minibatch(args.num_envs), n_epochs=ppo.n_epochs,
                                 clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, max_grad_norm=ppo.max_grad_norm,
                                 net=args.sampler.tats)
-        model = config.build(build_env(dataclasses.replace(args, method="token_ppo"), device), seed=args.env.seed,
+        model = config.build(env_for(args, device, method="token_ppo"), seed=args.env.seed,
                              device=device, direction=args.sampler.direction)
         rollout = ppo.n_steps * args.num_envs
 
@@ -96,7 +105,7 @@ def token_ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable
 def token_ppo_defaults_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
     """Token-level PPO with its own defaults (``--token-ppo.*``: 4 epochs of minibatches of 8), as train_ppo runs it."""
     def build() -> Callable[[], None]:
-        model = build_sampler("token_ppo", build_env(dataclasses.replace(args, method="token_ppo"), device),
+        model = build_sampler("token_ppo", env_for(args, device, method="token_ppo"),
                               args.sampler, args.env.seed, device)
         rollout = args.sampler.token_ppo.n_steps * args.num_envs
 
@@ -133,7 +142,7 @@ def profile_token_ppo(args: Args) -> list[dict[str, Any]]:
     of this process on the CPU, wall time on a GPU."""
     device = resolve_device(args.device)
     torch.manual_seed(args.env.seed)
-    model = build_sampler("token_ppo", build_env(dataclasses.replace(args, method="token_ppo"), device),
+    model = build_sampler("token_ppo", env_for(args, device, method="token_ppo"),
                           args.sampler, args.env.seed, device)
     rollout = args.sampler.token_ppo.n_steps * args.num_envs
     model.learn(rollout * args.warmup_rollouts, reset_num_timesteps=False)
@@ -186,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(Args, argv)
     device = resolve_device(args.device)
     tats, ppo = args.sampler.tats, args.sampler.ppo
-    print(f"preset={args.env.preset} batch={args.num_envs} mask_ratio={args.env.mask_ratio} device={device} "
+    print(f"preset={args.env.preset} {' '.join(args.mae_overrides)} batch={args.num_envs} mask_ratio={args.env.mask_ratio} device={device} "
           f"sampler dim={tats.dim} depth={tats.depth} PPO n_steps={ppo.n_steps} "
           f"batch_size={ppo.minibatch(args.num_envs)} n_epochs={ppo.n_epochs}")
     results = []

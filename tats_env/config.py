@@ -207,3 +207,17 @@ def get_preset(name: str, **overrides: Any) -> MAEConfig:
     if video_over:
         model_over["video"] = dataclasses.replace(cfg.video, **video_over)
     return dataclasses.replace(cfg, **model_over)
+
+
+def preset_with_overrides(name: str, items: tuple[str, ...] | list[str] = ()) -> MAEConfig:
+    """:func:`get_preset` with command-line ``key=value`` overrides (values parsed as YAML scalars), e.g.
+    ``("num_frames=16", "image_size=112")``; ``ValueError`` names an item without ``=``."""
+    import yaml  # only the command lines that take overrides need it
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--mae-overrides takes key=value items, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return get_preset(name, **overrides)

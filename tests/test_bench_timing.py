@@ -59,3 +59,26 @@ def test_measure_reports_cpu_throughput_that_waiting_does_not_stretch():
     assert waiting.step_ms >= 20
     same = throughput_ratio(waiting, waiting)
     assert same.startswith("clips/s 1.00x") and "per CPU second 1.00x" in same
+
+
+def test_bench_tats_builds_its_env_at_the_overridden_mae_size(synthetic_root):
+    """``bench_tats.py --mae-overrides`` runs the main job's env at another clip size (e.g. ``small`` at 112 px)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    path = Path(__file__).parents[1] / "experiments" / "bench_tats.py"
+    spec = importlib.util.spec_from_file_location("bench_tats", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclass resolves annotations through sys.modules
+    spec.loader.exec_module(bench)
+    args = bench.parse(bench.Args, ["--data", str(synthetic_root), "--num-envs", "2",
+                                    "--mae-overrides", "num_frames=4", "image_size=32", "depth=1"])
+    env = bench.env_for(args, torch.device("cpu"), method="token_ppo")
+    assert (env.core.spec.num_frames, env.core.spec.image_size) == (4, 32)
+    assert env.core.engine.mae_config.depth == 1 and env.core.token_info  # the token learner's env
+    default = bench.env_for(bench.parse(bench.Args, ["--data", str(synthetic_root), "--num-envs", "2"]),
+                            torch.device("cpu"))
+    assert default.core.spec.num_frames == 16  # the preset's own size without overrides

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, get_args
 
 import torch
-import yaml
 from stable_baselines3.common.utils import set_random_seed
 
 from agents.bench.checks import changed_settings, check_benchmark
@@ -51,7 +50,7 @@ from agents.registry import (
 )
 from tats_env.device import resolve_device
 from tats_env.commandline import config_to_dict
-from tats_env.config import MAEConfig, VideoSpec, get_preset
+from tats_env.config import MAEConfig, VideoSpec, preset_with_overrides
 from tats_env.env import EnvConfig, VideoMaskingVecEnv
 from tats_env.timing import run_isolated
 from tats_env.downstream import ClipSet, ProbeConfig, ShortRecipe, linear_probe, load_clipset
@@ -94,13 +93,7 @@ def apply_quick(cfg: BenchmarkConfig) -> BenchmarkConfig:
 
 def mae_config(cfg: BenchmarkConfig) -> MAEConfig:
     """The preset with the ``key=value`` overrides (values parsed as YAML scalars)."""
-    overrides: dict[str, Any] = {}
-    for item in cfg.mae_overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--mae-overrides takes key=value items, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return get_preset(cfg.env.preset, **overrides)
+    return preset_with_overrides(cfg.env.preset, cfg.mae_overrides)
 
 
 @dataclass(frozen=True)

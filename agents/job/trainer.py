@@ -47,6 +47,7 @@ from agents.job.run_logger import RunLogger, make_run_logger
 from agents.job.validation import ConfigError, validate_train_config
 from tats_env import device as tats_device
 from agents.registry import build_sampler, sampler_env_config, sampler_spec
+from tats_env.config import MAEConfig
 from tats_env.env import VideoMaskingVecEnv
 from tats_env.utils import atomic_write_json, git_commit, nonfinite_tensors, package_versions
 
@@ -75,14 +76,15 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def build_env(cfg: TrainConfig, device: torch.device) -> VideoMaskingVecEnv:
-    """The batched masking env of the config, as the sampler needs it; the MAE's cosine spans the whole run unless set."""
+def build_env(cfg: TrainConfig, device: torch.device, mae_config: MAEConfig | None = None) -> VideoMaskingVecEnv:
+    """The batched masking env of the config, as the sampler needs it; the MAE's cosine spans the whole run unless set.
+    ``mae_config`` replaces the preset's MAE (benchmarks at other clip sizes)."""
     engine = cfg.env.engine_config
     if engine.total_updates is None:
         global_batch = cfg.num_envs * distributed.get_world_size()  # [distributed] clips are counted globally
         engine = dataclasses.replace(engine, total_updates=(cfg.total_steps + cfg.warmup_steps) // global_batch)
     env = sampler_env_config(cfg.method, dataclasses.replace(cfg.env, engine_config=engine), cfg.sampler)
-    return VideoMaskingVecEnv(cfg.num_envs, env, device)
+    return VideoMaskingVecEnv(cfg.num_envs, env, device, mae_config)
 
 
 def _round_up(value: int, multiple: int) -> int:
