@@ -3,8 +3,9 @@
 Figures are measured side by side in one run: every candidate gets the same warm-up and the
 same number of timed steps. Besides wall-clock throughput, :class:`StepStats` holds the clips per
 second of this process's CPU time (``cpu_clips_per_s``): on a shared CPU machine other jobs stretch
-the wall clock of whichever candidate they overlap, while a one-thread candidate's CPU time stays
-its own, so ratios of CPU throughput are the ones to compare there (on a GPU, wall time is the figure). On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` after
+the wall clock of whichever candidate they overlap, while a one-thread candidate's CPU time is far less
+affected (not immune: caches and memory bandwidth are shared), so ratios of CPU throughput are the
+ones to compare there; on a quiet machine or a GPU, wall time is the figure. On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` after
 a reset; on the CPU (no allocator statistics) each candidate runs in a fresh spawned process
 and the peak is that process's resident-set high-water mark minus its size before the model
 was built.
