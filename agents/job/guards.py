@@ -22,7 +22,7 @@ from agents.job import distributed
 from tats_env.utils import nonfinite_tensors
 
 __all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights", "StopRequest", "TrainingInterrupted",
-           "Part", "default_advice", "diverged_parts"]
+           "Part", "default_advice", "divergence_advice", "diverged_parts"]
 
 
 class NonFiniteError(RuntimeError):
@@ -56,6 +56,28 @@ def diverged_parts(bad: list[str]) -> list[Part]:
     if any(name.startswith("sampler") for name in bad) or not parts:
         parts.append("sampler")
     return parts
+
+
+def divergence_advice(part: Part, checkpoint: Path, mae_lr: float, sampler_config: Any,
+                      sections: tuple[str, ...]) -> str:
+    """What a divergence of ``part`` leaves and what to change: whether a good ``checkpoint`` is kept (or none was
+    written yet), and that part's learning-rate option with its value (the MAE's ``mae_lr`` at this point; for the
+    sampler, ``--<section>.learning-rate`` of the first of its hyperparameter ``sections`` of ``sampler_config``
+    that has one)."""
+    if part == "mae":
+        change = f"lower --mae.lr (the lr was {mae_lr:.3g} at this point) or set --mae.grad-clip"
+    else:
+        change = "lower the sampler's learning rate"
+        for section in sections:
+            value = getattr(getattr(sampler_config, section, None), "learning_rate", None)
+            if value is not None:
+                change = f"lower --{section.replace('_', '-')}.learning-rate (now {value:g})"
+                break
+    if checkpoint.is_file():
+        kept = f"the last good checkpoint {checkpoint} is kept"
+    else:
+        kept = "no checkpoint had been written yet, so there is nothing to resume from"
+    return f"{kept}; {change} and start again (--overwrite)"
 
 
 def sampler_weights(sampler: Any) -> dict[str, Any]:

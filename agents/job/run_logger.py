@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import numbers
 import sys
 from pathlib import Path
+from typing import Any
 
 from stable_baselines3.common.logger import (
     CSVOutputFormat, HumanOutputFormat, KVWriter, Logger, TensorBoardOutputFormat,
@@ -25,7 +28,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tats_env.utils import atomic_write_text
 
-__all__ = ["CLIPS_KEY", "RunLogger", "ResumableCSVOutputFormat", "ResumableTensorBoardOutputFormat", "make_run_logger"]
+__all__ = ["CLIPS_KEY", "RunLogger", "ResumableCSVOutputFormat", "ResumableTensorBoardOutputFormat", "make_run_logger",
+           "pending_records", "restore_pending_records"]
 
 CLIPS_KEY = "time/clips"
 """Column of the run's clip count (warm-up + sampler) in ``progress.csv``."""
@@ -111,3 +115,22 @@ def make_run_logger(folder: str | Path, resume_at: int | None, verbose: bool,
     if verbose:
         formats.append(HumanOutputFormat(sys.stdout))
     return RunLogger(str(folder), formats)
+
+
+def pending_records(logger: Logger) -> dict[str, Any]:
+    """The finite numbers ``logger`` recorded since its last dump, for a checkpoint: SB3 logs a PPO update's
+    ``train/*`` at the next rollout's dump, so a resumed run writes them in its first row as an uninterrupted run
+    would (:func:`restore_pending_records`)."""
+    values = {key: float(value) for key, value in logger.name_to_value.items()
+              if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)}
+    return {"values": values,
+            "counts": {key: int(logger.name_to_count.get(key, 0)) for key in values},
+            "excluded": {key: list(logger.name_to_excluded.get(key, ())) for key in values}}
+
+
+def restore_pending_records(logger: Logger, pending: dict[str, Any]) -> None:
+    """Put the records of :func:`pending_records` back into a fresh ``logger``."""
+    for key, value in pending.get("values", {}).items():
+        logger.name_to_value[key] = value
+        logger.name_to_count[key] = pending.get("counts", {}).get(key, 0)
+        logger.name_to_excluded[key] = tuple(pending.get("excluded", {}).get(key, ()))

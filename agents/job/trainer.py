@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import numbers
 import os
 import sys
 import time
@@ -36,14 +35,16 @@ from agents.job import distributed  # [distributed] torchrun / DDP hooks
 from agents.job.callbacks import CheckpointEveryCallback, EnvStatsCallback, MaskImageCallback
 from agents.job.checkpoint import CHECKPOINT_NAME, find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agents.job.config import TrainConfig
-from agents.job.guards import NonFiniteGuardCallback, Part, StopRequest, TrainingInterrupted, check_finite, diverged_parts
+from agents.job.guards import (
+    NonFiniteGuardCallback, Part, StopRequest, TrainingInterrupted, check_finite, divergence_advice, diverged_parts,
+)
 from agents.job.motion_curve import MotionCurveCallback, quarter_summary
 from agents.job.pretrain import PretrainHooks, PretrainPlan, pretrain
 from agents.job.progress import ProgressCallback, RunProgress, TerminalSummary, one_line_warnings
 from agents.job.run_dir import (
     CONFIG_NAME, SUMMARY_NAME, RunDirLock, check_resume_config, check_resume_position, prepare_run_dir, read_saved_config,
 )
-from agents.job.run_logger import RunLogger, make_run_logger
+from agents.job.run_logger import RunLogger, make_run_logger, pending_records, restore_pending_records
 from agents.job.validation import ConfigError, validate_train_config
 from tats_env import device as tats_device
 from agents.registry import build_sampler, sampler_env_config, sampler_spec
@@ -170,7 +171,7 @@ class CoTrainer(PretrainHooks):
             "motion_curve": [{k: v if math.isfinite(v) else 0.0 for k, v in row.items()} for row in self.motion_curve.rows],
             "rng": rng_state(),
             "wall_time_s": self.wall_time(),
-            "pending_log": self._logger_pending(),
+            "pending_log": pending_records(self.logger) if self.logger is not None else {},
         }
         bad = nonfinite_tensors(state)
         if bad:
@@ -180,42 +181,13 @@ class CoTrainer(PretrainHooks):
         return save_checkpoint(state, self.checkpoint_path)
 
     def divergence_advice(self, part: Part) -> str:
-        """What a divergence of ``part`` leaves and what to change: whether a good checkpoint is kept (or none was
-        written yet), and the learning-rate option of that part with its value."""
-        if part == "mae":
-            lr = float(self.env.engine.optimizer.param_groups[0]["lr"])
-            change = f"lower --mae.lr (the lr was {lr:.3g} at this point) or set --mae.grad-clip"
-        else:
-            change = f"lower {self._sampler_lr_option()}"
-        if self.checkpoint_path.is_file():
-            kept = f"the last good checkpoint {self.checkpoint_path} is kept"
-        else:
-            kept = "no checkpoint had been written yet, so there is nothing to resume from"
-        return f"{kept}; {change} and start again (--overwrite)"
-
-    def _sampler_lr_option(self) -> str:
-        """``--<section>.learning-rate VALUE`` of the run's sampler (its first hyperparameter section that has one)."""
-        for section in sampler_spec(self.cfg.method).sections:
-            value = getattr(getattr(self.cfg.sampler, section, None), "learning_rate", None)
-            if value is not None:
-                return f"--{section.replace('_', '-')}.learning-rate (now {value:g})"
-        return "the sampler's learning rate"
+        """What a divergence of ``part`` leaves and what to change (:func:`agents.job.guards.divergence_advice`)."""
+        return divergence_advice(part, self.checkpoint_path, float(self.env.engine.optimizer.param_groups[0]["lr"]),
+                                 self.cfg.sampler, sampler_spec(self.cfg.method).sections)
 
     def wall_time(self) -> float:
         """Training seconds of the whole run: earlier processes (up to their checkpoint) plus this one."""
         return self.wall_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
-
-    def _logger_pending(self) -> dict[str, Any]:
-        """The numbers recorded since the logger's last dump (SB3 logs a PPO update's ``train/*`` at the next
-        rollout's dump), so a resumed run writes them in its first row as an uninterrupted run would."""
-        logger = self.logger
-        if logger is None:
-            return {}
-        values = {key: float(value) for key, value in logger.name_to_value.items()
-                  if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)}
-        return {"values": values,
-                "counts": {key: int(logger.name_to_count.get(key, 0)) for key in values},
-                "excluded": {key: list(logger.name_to_excluded.get(key, ())) for key in values}}
 
     def restore(self, path: Path) -> None:
         """Load a checkpoint written by :meth:`save` into this trainer."""
@@ -312,11 +284,7 @@ class CoTrainer(PretrainHooks):
         summary = TerminalSummary(progress, cfg.summary_every)
         self.logger = (make_run_logger(self.out / "tb", resume_at, cfg.verbose, extra=[summary]) if main
                        else RunLogger(None, []))
-        pending = self._pending_log  # what the checkpoint's process had recorded but not yet written
-        for key, value in pending.get("values", {}).items():
-            self.logger.name_to_value[key] = value
-            self.logger.name_to_count[key] = pending.get("counts", {}).get(key, 0)
-            self.logger.name_to_excluded[key] = tuple(pending.get("excluded", {}).get(key, ()))
+        restore_pending_records(self.logger, self._pending_log)  # recorded by the checkpoint's process, not yet written
         self.progress = progress
         try:
             with one_line_warnings(progress):
