@@ -31,7 +31,7 @@ import torch
 __all__ = [
     "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "replace_dir",
     "remove_stale_temporaries", "nonfinite_tensors", "autocast_context", "peak_rss_mb", "seeded_torch",
-    "package_versions", "git_commit",
+    "package_versions", "git_commit", "git_dirty",
 ]
 
 
@@ -169,3 +169,14 @@ def git_commit(root: str | Path = REPO_ROOT) -> str | None:
         return None
     commit = done.stdout.strip()
     return commit if done.returncode == 0 and len(commit) == 40 else None
+
+
+def git_dirty(root: str | Path = REPO_ROOT) -> bool | None:
+    """Whether tracked files in ``root`` differ from :func:`git_commit` (a run from edited code), None outside a
+    git checkout or without git."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(done.stdout.strip()) if done.returncode == 0 else None

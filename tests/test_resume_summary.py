@@ -97,9 +97,24 @@ def test_resumed_rows_wall_time_and_versions_match_an_uninterrupted_run(syntheti
 
 
 def test_git_commit_is_none_outside_a_git_checkout(tmp_path: Path):
-    from tats_env.utils import git_commit
+    from tats_env.utils import git_commit, git_dirty
 
-    assert git_commit(tmp_path) is None
+    assert git_commit(tmp_path) is None and git_dirty(tmp_path) is None
+
+
+def test_git_dirty_says_whether_tracked_files_were_edited(tmp_path: Path):
+    from tats_env.utils import git_commit, git_dirty
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "a.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], check=True)
+    assert git_dirty(tmp_path) is False and len(git_commit(tmp_path) or "") == 40
+    (tmp_path / "new.py").write_text("untracked\n")
+    assert git_dirty(tmp_path) is False  # untracked files are not the code that ran
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_dirty(tmp_path) is True
 
 
 def test_resume_during_the_warmup_reports_the_clips_it_resumed_from(synthetic_root: Path, tmp_path: Path):

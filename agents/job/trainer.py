@@ -50,7 +50,7 @@ from tats_env import device as tats_device
 from agents.registry import build_sampler, sampler_env_config, sampler_spec
 from tats_env.config import MAEConfig
 from tats_env.env import VideoMaskingVecEnv
-from tats_env.utils import atomic_write_json, git_commit, nonfinite_tensors, package_versions
+from tats_env.utils import atomic_write_json, git_commit, git_dirty, nonfinite_tensors, package_versions
 
 __all__ = ["CoTrainer", "train", "build_env", "resolve_device", "seed_everything", "MIN_STEPS_PER_DUMP"]
 
@@ -349,6 +349,7 @@ class CoTrainer(PretrainHooks):
             "resumed_from": resumed_from,
             "versions": package_versions(),
             "git_commit": git_commit(),
+            "git_dirty": git_dirty(),
             "skipped_videos": clips.skipped,
             "bad_videos": clips.bad_videos,
         }
