@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.job import distributed
+from tats_env.commandline import prog_name
 from tats_env.utils import nonfinite_tensors
 
 __all__ = ["NonFiniteError", "check_finite", "NonFiniteGuardCallback", "sampler_weights", "StopRequest", "TrainingInterrupted",
@@ -157,7 +158,7 @@ class StopRequest:
             raise KeyboardInterrupt
         self.requested = True
         if self._write is not None:
-            self._write("train_ppo.py: Ctrl-C: stopping at the next checkpoint (Ctrl-C again to stop at once, "
+            self._write(f"{prog_name()}: Ctrl-C: stopping at the next checkpoint (Ctrl-C again to stop at once, "
                         "keeping the last checkpoint)")
 
     def __enter__(self) -> "StopRequest":
