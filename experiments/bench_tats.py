@@ -103,7 +103,7 @@ def token_ppo_builder(args: Args, device: torch.device) -> Callable[[], Callable
 
 
 def token_ppo_defaults_builder(args: Args, device: torch.device) -> Callable[[], Callable[[], None]]:
-    """Token-level PPO with its own defaults (``--token-ppo.*``: 4 epochs of minibatches of 8), as train_ppo runs it."""
+    """Token-level PPO with its own defaults (``--token-ppo.*``: 1 epoch of minibatches of 2), as train_ppo runs it."""
     def build() -> Callable[[], None]:
         model = build_sampler("token_ppo", env_for(args, device, method="token_ppo"),
                               args.sampler, args.env.seed, device)
