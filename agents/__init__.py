@@ -10,7 +10,7 @@ Layers, each importing only the ones above it::
     agents.bench        the benchmark harness (nothing on the training path imports it)
 """
 
-import importlib
+from tats_env.lazy import lazy_attributes
 
 # The names below are imported on first use (PEP 562), so ``agents.cli`` and the config modules do not import
 # every algorithm (SB3, torch) just because they live in this package.
@@ -42,12 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

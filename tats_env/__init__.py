@@ -9,6 +9,7 @@ sub-envs, one MAE update per step).
 import gymnasium as _gym
 
 from tats_env.config import MAEConfig, PRESETS, VideoSpec, get_preset
+from tats_env.lazy import lazy_attributes
 
 # Everything else is imported on first use (PEP 562), so that the command lines' --help and the config
 # modules do not pay for torch: ``tats_env.VideoMaskingEnv`` imports tats_env.env then.
@@ -21,14 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tats_env' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 ENV_ID = "TATS/VideoMasking-v0"

@@ -85,3 +85,23 @@ def test_evaluate_bad_option_is_one_error_line_before_any_work(options, expected
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("tats-eval: error: "), lines
     assert expected.format(tmp=tmp_path) in lines[0] and "Traceback" not in err
+
+
+def test_lazy_package_attributes_import_on_first_use_and_are_cached():
+    import types
+
+    from tats_env.lazy import lazy_attributes, lazy_table
+
+    package = types.ModuleType("fake_package")
+    sys.modules["fake_package"] = package
+    try:
+        table = lazy_table({"json": ("dumps",), "textwrap": ("dedent",)})
+        package.__getattr__ = lazy_attributes("fake_package", table)
+        assert table == {"dumps": "json", "dedent": "textwrap"}
+        import json
+
+        assert package.dumps is json.dumps and "dumps" in vars(package)  # cached: no second lookup
+        with pytest.raises(AttributeError, match="module 'fake_package' has no attribute 'loads'"):
+            package.loads
+    finally:
+        del sys.modules["fake_package"]

@@ -24,7 +24,7 @@ from tats_env.env import EnvConfig
 if TYPE_CHECKING:
     from agents.bench.matrix import BenchmarkConfig, Cell
 
-__all__ = ["benchmark_problems", "check_benchmark", "changed_settings"]
+__all__ = ["benchmark_problems", "check_benchmark", "changed_settings", "selection_problems"]
 
 
 def _budget_problems(cfg: BenchmarkConfig) -> Iterator[str]:
@@ -47,10 +47,11 @@ def _budget_problems(cfg: BenchmarkConfig) -> Iterator[str]:
         yield f"--downstream-videos-per-class {cfg.downstream_videos_per_class}: must be >= 1 (or unset)"
 
 
-def _selection_problems(cfg: BenchmarkConfig) -> Iterator[str]:
+def selection_problems(cfg: BenchmarkConfig) -> Iterator[str]:
+    """What is wrong with the selection of cells (methods, seeds, ratios, directions), one line each."""
     unknown = sorted((set(cfg.methods) | set(cfg.sweep_methods)) - set(SAMPLERS))
     if unknown:
-        yield f"--methods {' '.join(unknown)}: unknown; choose from {' '.join(sorted(SAMPLERS))}"
+        yield f"--methods {' '.join(unknown)}: unknown methods; choose from {' '.join(sorted(SAMPLERS))}"
     for flag, values in (("--methods", cfg.methods), ("--seeds", cfg.seeds), ("--ratios", cfg.ratios)):
         if not values:
             yield f"{flag}: select at least one"
@@ -59,14 +60,14 @@ def _selection_problems(cfg: BenchmarkConfig) -> Iterator[str]:
         yield f"--ratios {' '.join(map(str, bad))}: every ratio must be in (0, 1)"
     if not cfg.directions or set(cfg.directions) - set(get_args(Direction)):
         yield f"--directions {' '.join(cfg.directions)}: choose one or both of show_hard mask_hard"
+
+
+def _env_problems(cfg: BenchmarkConfig) -> Iterator[str]:
     if cfg.env.seed != EnvConfig.seed or cfg.env.split != EnvConfig.split:
         yield "--seed / --split: every cell trains on the train split with its seed from --seeds; set --seeds"
     if cfg.sampler.direction != SamplerConfig.direction:
         yield (f"--direction {cfg.sampler.direction}: the benchmark runs every direction listed in --directions "
                "(one row each); set that instead")
-
-
-def _env_problems(cfg: BenchmarkConfig) -> Iterator[str]:
     data = cfg.env.data
     if data != "synthetic" and not (Path(data) / "val.txt").is_file():
         yield f"--data {data}: the benchmark needs held-out clips; pass 'synthetic' or a folder holding train.txt and val.txt"
@@ -108,7 +109,7 @@ def changed_settings(cfg: BenchmarkConfig, cell: Cell) -> list[str] | None:
 
 def benchmark_problems(cfg: BenchmarkConfig) -> list[str]:
     """Every problem of ``cfg`` (after ``--quick``), one line each naming its option; empty when it can run."""
-    problems = [*_budget_problems(cfg), *_selection_problems(cfg), *_env_problems(cfg)]
+    problems = [*_budget_problems(cfg), *selection_problems(cfg), *_env_problems(cfg)]
     if problems:
         return problems
     from agents.bench.matrix import cell_path, list_cells

@@ -34,17 +34,16 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import torch
 from stable_baselines3.common.utils import set_random_seed
 
-from agents.bench.checks import changed_settings, check_benchmark
+from agents.bench.checks import check_benchmark, selection_problems
 from agents.bench.config import BenchmarkConfig, default_env  # re-exported: their old home
 from agents.bench.evaluation import CellStatsCallback, HeldOutClips
 from agents.bench.report import write_report
 from agents.job.pretrain import PretrainHooks, PretrainPlan, pretrain
-from agents.kofn.credit import Direction
 from agents.registry import (
     SAMPLERS, SamplerConfig, build_sampler, sampler_env_config, sampler_hyperparams,
 )
@@ -124,14 +123,9 @@ class Cell:
 
 def list_cells(cfg: BenchmarkConfig) -> list[Cell]:
     """The selected cells, seed by seed (a partial run has every method for the first seeds)."""
-    unknown = sorted((set(cfg.methods) | set(cfg.sweep_methods)) - set(SAMPLERS))
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {sorted(SAMPLERS)}")
-    if not cfg.methods or not cfg.seeds or not cfg.ratios:
-        raise ValueError("select at least one method, seed and ratio")
-    bad = sorted(set(cfg.directions) - set(get_args(Direction)))
-    if bad or not cfg.directions:
-        raise ValueError(f"--directions {' '.join(cfg.directions)}: choose one or both of show_hard mask_hard")
+    problems = list(selection_problems(cfg))
+    if problems:
+        raise ValueError("; ".join(problems))
     cells = []
     for seed in cfg.seeds:
         for method in cfg.methods:
@@ -287,7 +281,7 @@ def cell_path(out: Path, cell: Cell) -> Path:
 
 def _finished(cfg: BenchmarkConfig, cell: Cell) -> bool:
     """True when the cell's JSON exists (:func:`check_benchmark` has refused one computed with other settings)."""
-    return changed_settings(cfg, cell) is not None
+    return cell_path(cfg.out, cell).is_file()
 
 
 def _run_one(cfg: BenchmarkConfig, cell: Cell, log: Any) -> str | None:

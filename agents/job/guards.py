@@ -147,9 +147,10 @@ class StopRequest:
     (``KeyboardInterrupt``; the last checkpoint is kept). Installed only in the main thread of a single process;
     the previous handler is restored on exit."""
 
-    def __init__(self, write: Any = None) -> None:
+    def __init__(self, write: Callable[[str], None] | None = None) -> None:
         self.requested = False
-        self._write = write
+        self.write = write
+        """Where the first Ctrl-C's one-line notice goes (the main job: above its progress bar); None: nowhere."""
         self._previous: Any = None
         self._installed = False
 
@@ -157,8 +158,8 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        if self._write is not None:
-            self._write(f"{prog_name()}: Ctrl-C: stopping at the next checkpoint (Ctrl-C again to stop at once, "
+        if self.write is not None:
+            self.write(f"{prog_name()}: Ctrl-C: stopping at the next checkpoint (Ctrl-C again to stop at once, "
                         "keeping the last checkpoint)")
 
     def __enter__(self) -> "StopRequest":

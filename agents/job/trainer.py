@@ -316,7 +316,7 @@ class CoTrainer(PretrainHooks):
                             sampler_clips=cfg.total_steps, seed=cfg.env.seed,
                             warmup_chunk=max(cfg.checkpoint_every, cfg.num_envs))
         with self._terminal(self.clips_done if resumed_from is not None else None) as progress, self.stop:
-            self.stop._write = lambda line: progress.write(line, file=sys.stderr)
+            self.stop.write = lambda line: progress.write(line, file=sys.stderr)
             self._announce(resumed_from)
             self.warmup_done = pretrain(self.monitored, self.sampler, plan, self, warmup_done=self.warmup_done,
                                         name=cfg.method)

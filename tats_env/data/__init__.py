@@ -10,8 +10,7 @@ sampling helpers (and ``python -m tats_env.data.synthetic``) start without impor
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tats_env.data.listfile import (
     FOREGROUND_SUFFIX,
@@ -26,6 +25,7 @@ from tats_env.data.listfile import (
     resolve_records,
 )
 from tats_env.data.source import check_data_source, data_source
+from tats_env.lazy import lazy_attributes
 from tats_env.data.sampling import (
     TooShortError,
     k400_indices,
@@ -84,10 +84,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tats_env.data' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = sorted([

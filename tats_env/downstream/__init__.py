@@ -1,7 +1,7 @@
 """Downstream evaluation of a pre-trained encoder: action-recognition fine-tuning, linear probing,
 and the CPU protocol (frozen probe, short fine-tune, from-scratch ViT, 3D-CNN positive control)."""
 
-import importlib
+from tats_env.lazy import lazy_attributes, lazy_table
 
 _MODULES = {
     "classify": ("VideoClassifier", "random_encoder"),
@@ -16,16 +16,9 @@ _MODULES = {
     "protocol_config": ("ControlConfig", "Pooling", "ProbeConfig", "ProtocolConfig", "ShortRecipe"),
     "supervised": ("SupervisedResult", "predict", "train_classifier"),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str):
-    """The names above are imported on first use (PEP 562): the config classes without torch."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"tats_env.downstream.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tats_env.downstream' has no attribute {name!r}")
+# The names above are imported on first use (PEP 562): the config classes without torch.
+_LAZY = lazy_table(_MODULES, prefix="tats_env.downstream.")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

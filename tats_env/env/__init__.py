@@ -4,8 +4,7 @@ The configuration (:mod:`tats_env.env.config`) imports no torch; everything else
 use (PEP 562), so ``from tats_env.env import EnvConfig`` (the command lines' ``--help``) stays light.
 """
 
-import importlib
-from typing import Any
+from tats_env.lazy import lazy_attributes, lazy_table
 
 from tats_env.env.config import EngineConfig, EnvConfig, RewardConfig, env_config_from_options
 
@@ -19,15 +18,8 @@ _MODULES = {
     "vector_env": ("VideoMaskingVectorEnv",),
     "wrappers": ("TopKScoreAction", "TopKScoreVecAction", "score_actions"),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"tats_env.env.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tats_env.env' has no attribute {name!r}")
+_LAZY = lazy_table(_MODULES, prefix="tats_env.env.")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

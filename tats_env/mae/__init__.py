@@ -4,8 +4,7 @@ The names below are imported on first use (PEP 562), so :mod:`tats_env.mae.maske
 names, for the command lines' ``--help``) is read without importing torch and timm.
 """
 
-import importlib
-from typing import Any
+from tats_env.lazy import lazy_attributes, lazy_table
 
 _MODULES = {
     "layers": ("Attention", "Block", "PatchEmbed3d", "sincos_position_table"),
@@ -13,15 +12,8 @@ _MODULES = {
                 "token_motion_energy", "topk_mask", "tube_mask"),
     "model": ("FeatureEncoder", "MAEOutput", "VideoEncoder", "VideoMAE", "check_mask"),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"tats_env.mae.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tats_env.mae' has no attribute {name!r}")
+_LAZY = lazy_table(_MODULES, prefix="tats_env.mae.")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
